@@ -1,0 +1,63 @@
+"""``rsgui-cli``: the headless command line. Each command lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from rsgui import __version__
+
+# command name -> module under rsgui.cli that defines ``add_parser(subparsers)``; the parser's
+# ``func`` default receives the parsed arguments and returns an exit code.
+COMMAND_MODULES: tuple[str, ...] = (
+    "archive_cmds",  # archive-info, make-demo-archive
+    "index_cmds",  # index, search, evaluate
+    "train_cmd",  # train
+    "generate_cmd",  # generate
+    "experiment_cmd",  # experiment thesis-ch4 | thesis-ch5
+)
+
+
+class CliError(Exception):
+    """An error for the user: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rsgui-cli",
+        description="Search multispectral tile archives by content with learned binary codes.",
+    )
+    parser.add_argument("--version", action="version", version=f"rsgui {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"rsgui.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"rsgui.cli.{name}":
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("rsgui-cli: interrupted", file=sys.stderr)
+        return 130
+    except (CliError, OSError, ValueError) as e:
+        if args.verbose:
+            raise
+        print(f"rsgui-cli: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from rsgui.cli import main
+
+sys.exit(main())

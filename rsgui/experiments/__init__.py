@@ -1,0 +1,1 @@
+"""Reproductions of the method's experimental protocols, writing tables, plots and a report."""

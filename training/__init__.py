@@ -1,0 +1,1 @@
+"""Models, losses and training loops (torch only, no Qt)."""
