@@ -33,7 +33,9 @@ def unpack_codes(packed: np.ndarray, bits: int) -> np.ndarray:
     if packed.ndim == 1:
         packed = packed[None, :]
     if packed.shape[1] != n_bytes(bits):
-        raise ValueError(f"{bits}-bit codes need {n_bytes(bits)} bytes per row, got {packed.shape[1]}")
+        raise ValueError(
+            f"{bits}-bit codes need {n_bytes(bits)} bytes per row, got {packed.shape[1]}"
+        )
     b = np.unpackbits(packed, axis=1, count=bits)
     return b.astype(np.float32) * 2.0 - 1.0
 

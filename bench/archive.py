@@ -1,0 +1,185 @@
+"""Benchmark the archive layer on a EuroSAT-sized archive (27,000 tiles of 13 x 64 x 64 uint16).
+
+    python bench/archive.py [--dir /tmp/rsgui-bench-archive] [--n 27000] [--read-limit N]
+
+The synthetic archive is made once and reused. Writing 27,000 GeoTIFFs through GDAL takes
+minutes, so a handful of tiles per class are rendered with :mod:`rsgui.demo`, one GeoTIFF header
+per CRS is written by rasterio, and each file is that header (with its own tie point patched in)
+plus shifted pixels of a rendered tile. Every file is a valid uncompressed GeoTIFF, as in EuroSAT.
+
+Prints cold and warm open times, tiles/s reading ms10 through ``Archive.iter_batches`` and through
+plain rasterio open+read of the same files, and a final ``ratio_read_vs_rasterio=X warm_open_s=Y``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rsgui import demo  # noqa: E402
+from rsgui import manifest as mf  # noqa: E402
+from rsgui.archive import Archive  # noqa: E402
+from rsgui.bands import BAND_SETS, EUROSAT_MS_ORDER, band_indices  # noqa: E402
+
+# EuroSAT's class sizes (27,000 in all)
+EUROSAT_COUNTS = {
+    "AnnualCrop": 3000, "Forest": 3000, "HerbaceousVegetation": 3000, "Highway": 2500,
+    "Industrial": 2500, "Pasture": 2000, "PermanentCrop": 2500, "Residential": 3000,
+    "River": 2500, "SeaLake": 3000,
+}  # fmt: skip
+X0, Y0 = 123456.0, 5432100.0  # template tie point, patched per file
+
+
+def _template(epsg: int, size: int) -> tuple[bytes, int, int, int]:
+    """(header bytes, pixel offset, tie-point x offset, tie-point y offset) of a GeoTIFF."""
+    from affine import Affine
+    from rasterio.crs import CRS
+    from rasterio.io import MemoryFile
+
+    data = np.arange(13 * size * size, dtype=np.uint16).reshape(13, size, size)
+    profile = dict(
+        driver="GTiff", dtype="uint16", count=13, height=size, width=size, interleave="pixel",
+        crs=CRS.from_epsg(epsg), transform=Affine(10.0, 0.0, X0, 0.0, -10.0, Y0),
+    )  # fmt: skip
+    with MemoryFile() as mem:
+        with mem.open(**profile) as dst:
+            dst.write(data)
+        raw = mem.read()
+    pix = data.transpose(1, 2, 0).tobytes()
+    off = raw.find(pix)
+    if off < 0 or off + len(pix) != len(raw):
+        raise RuntimeError("unexpected GeoTIFF layout; cannot use the fast writer")
+    xo, yo = raw.find(struct.pack("<d", X0)), raw.find(struct.pack("<d", Y0))
+    if xo < 0 or yo < 0 or xo > off:
+        raise RuntimeError("tie point not found in the template")
+    return raw[:off], off, xo, yo
+
+
+def make_bench_archive(root: Path, n: int, size: int = 64, seed: int = 0) -> Path:
+    """Write (once) an archive of ``n`` tiles with EuroSAT's class proportions."""
+    marker = root / ".rsgui-bench.json"
+    settings = {"n": n, "size": size, "seed": seed, "version": 1}
+    if marker.is_file() and json.loads(marker.read_text()) == settings:
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    t0 = time.perf_counter()
+    headers = {e: _template(e, size) for e in (32631, 32632, 32633, 32634)}
+    total = sum(EUROSAT_COUNTS.values())
+    k = 0
+    try:
+        for ci, (cls, count) in enumerate(EUROSAT_COUNTS.items()):
+            count = max(1, round(count * n / total))
+            bases = [
+                demo.make_tile(cls, np.random.default_rng([seed, ci, b]), size) for b in range(8)
+            ]
+            # pixel-interleaved (H, W, C) as stored in the file
+            bases = [np.ascontiguousarray(b.transpose(1, 2, 0)) for b in bases]
+            (tmp / cls).mkdir()
+            rng = np.random.default_rng([seed, ci])
+            for i in range(1, count + 1):
+                base = bases[i % len(bases)]
+                dy, dx = rng.integers(0, size, 2)
+                pix = np.roll(base, (int(dy), int(dx)), axis=(0, 1))
+                epsg = 32631 + k % 4
+                head, _, xo, yo = headers[epsg]
+                head = bytearray(head)
+                head[xo : xo + 8] = struct.pack("<d", 300_000.0 + 640.0 * (k % 500))
+                head[yo : yo + 8] = struct.pack("<d", 5_000_000.0 + 640.0 * (k // 500))
+                with open(tmp / cls / f"{cls}_{i}.tif", "wb") as f:
+                    f.write(head)
+                    f.write(pix.tobytes())
+                k += 1
+            print(f"  {cls}: {count} tiles ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        (tmp / marker.name).write_text(json.dumps(settings))
+        os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(f"made {k} tiles in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return root
+
+
+def _clear_cache(root: Path) -> None:
+    shutil.rmtree(root / mf.CACHE_DIR_NAME, ignore_errors=True)
+    shutil.rmtree(mf.user_cache_path(root).parent, ignore_errors=True)
+
+
+def bench_rasterio(paths: list[Path]) -> float:
+    """Plain rasterio: open each file and read the ten ms10 bands, as a baseline (tiles/s)."""
+    import rasterio
+
+    idx = [i + 1 for i in band_indices(EUROSAT_MS_ORDER, BAND_SETS["ms10"])]
+    t0 = time.perf_counter()
+    for p in paths:
+        with rasterio.open(p) as src:
+            src.read(idx)
+    return len(paths) / (time.perf_counter() - t0)
+
+
+def bench_archive(a: Archive, indices: np.ndarray) -> float:
+    t0 = time.perf_counter()
+    n = 0
+    for b in a.iter_batches("ms10", batch_size=256, indices=indices):
+        n += len(b.records)
+    return n / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", default="/tmp/rsgui-bench-archive")
+    ap.add_argument("--n", type=int, default=27000, help="tiles in the archive")
+    ap.add_argument("--read-limit", type=int, default=None, help="tiles to read (default all)")
+    ap.add_argument("--workers", type=int, default=None, help="header-reading threads")
+    args = ap.parse_args(argv)
+
+    root = make_bench_archive(Path(args.dir).resolve(), args.n)
+    _clear_cache(root)
+    t0 = time.perf_counter()
+    a = Archive.open(root, workers=args.workers)
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    a = Archive.open(root)
+    warm = time.perf_counter() - t0
+    assert a.cache_hit and not a.problems, a.report()
+
+    n_read = min(len(a), args.read_limit or len(a))
+    indices = np.linspace(0, len(a) - 1, n_read).astype(np.int64)
+    paths = [a.path_of(int(i)) for i in indices]
+    # alternate the two readers so page cache and CPU contention treat them alike
+    half = n_read // 2
+    r1 = bench_rasterio(paths[:half])
+    a1 = bench_archive(a, indices[:half])
+    a2 = bench_archive(a, indices[half:])
+    r2 = bench_rasterio(paths[half:])
+    ours, plain = (a1 + a2) / 2, (r1 + r2) / 2
+
+    rows = [
+        ("tiles", f"{len(a)}"),
+        ("cold open (headers read) s", f"{cold:.2f}"),
+        ("warm open (manifest) s", f"{warm:.3f}"),
+        ("read ms10 Archive.iter_batches tiles/s", f"{ours:.0f}"),
+        ("read ms10 plain rasterio tiles/s", f"{plain:.0f}"),
+    ]
+    w = max(len(r[0]) for r in rows)
+    for name, val in rows:
+        print(f"{name:<{w}}  {val:>10}")
+    print(f"ratio_read_vs_rasterio={ours / plain:.2f} warm_open_s={warm:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

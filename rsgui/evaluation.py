@@ -1,0 +1,242 @@
+"""Retrieval quality of an index against its labels: MAP@k, P@N, class-wise MAP, PR curve.
+
+Each query ranks the whole archive except itself (leave-one-out), ties in archive order, exactly
+as a search would. Queries are processed in chunks so a 27,000-tile archive needs only a few
+hundred megabytes for the full rankings the precision-recall curve needs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rsgui import metrics
+from rsgui.atomic import atomic_write_text
+from rsgui.hamming import hamming_distances, normalise_rows
+from rsgui.index import HashIndex
+from rsgui.indexing import CancelFn, Cancelled, ProgressFn
+
+_CHUNK_CELLS = 1 << 24  # query rows x archive size per chunk (~16 M distances)
+
+
+@dataclass
+class Evaluation:
+    """Figures of one evaluation; MAP in both normalisations (see :func:`rsgui.metrics.average_precision`)."""
+
+    n_queries: int
+    n_database: int
+    k: tuple[int, ...]
+    n: tuple[int, ...]
+    map_retrieved: dict[int, float]  # MAP@k, AP divided by the relevant results within the top k
+    map_min: dict[int, float]  # MAP@k, AP divided by min(k, relevant tiles in the archive)
+    precision: dict[int, float]  # P@N
+    classwise: dict[int, dict[str, float]]  # k -> class -> MAP@k ('retrieved' normalisation)
+    class_counts: dict[str, int]  # queries per class
+    pr_cut: np.ndarray = field(repr=False)  # results retrieved at each PR point
+    pr_precision: np.ndarray = field(repr=False)
+    pr_recall: np.ndarray = field(repr=False)
+    method: str = ""
+    bits: int = 0
+
+    def to_markdown(self) -> str:
+        """A short report: overall figures, then a class-wise MAP table."""
+        lines = [
+            f"Index: method {self.method}, {self.bits} bits; {self.n_queries} queries against "
+            f"{self.n_database} tiles (each query excluded from its own results)",
+            "",
+            "| measure | value |",
+            "| --- | --- |",
+        ]
+        for k in self.k:
+            lines.append(f"| MAP@{k} | {self.map_retrieved[k]:.4f} |")
+            lines.append(f"| MAP@{k} (normalised by min(k, relevant)) | {self.map_min[k]:.4f} |")
+        for n in self.n:
+            lines.append(f"| P@{n} | {self.precision[n]:.4f} |")
+        lines += ["", "| class | queries | " + " | ".join(f"MAP@{k}" for k in self.k) + " |"]
+        lines.append("| --- | ---: |" + " ---: |" * len(self.k))
+        for c in sorted(self.class_counts):
+            vals = " | ".join(f"{self.classwise[k].get(c, 0.0):.4f}" for k in self.k)
+            lines.append(f"| {c} | {self.class_counts[c]} | {vals} |")
+        return "\n".join(lines) + "\n"
+
+    def pr_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["retrieved", "precision", "recall"])
+        for c, p, r in zip(self.pr_cut, self.pr_precision, self.pr_recall, strict=True):
+            w.writerow([int(c), f"{p:.6f}", f"{r:.6f}"])
+        return buf.getvalue()
+
+    def write_pr_csv(self, path) -> Path:
+        atomic_write_text(path, self.pr_csv())
+        return Path(path)
+
+    def as_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "bits": self.bits,
+            "n_queries": self.n_queries,
+            "n_database": self.n_database,
+            "map": {str(k): v for k, v in self.map_retrieved.items()},
+            "map_min": {str(k): v for k, v in self.map_min.items()},
+            "precision": {str(n): v for n, v in self.precision.items()},
+            "classwise_map": {str(k): v for k, v in self.classwise.items()},
+            "pr": {
+                "retrieved": self.pr_cut.tolist(),
+                "precision": self.pr_precision.tolist(),
+                "recall": self.pr_recall.tolist(),
+            },
+        }
+
+
+def evaluate(
+    index: HashIndex,
+    queries: Sequence[str | int] | None = None,
+    k: Sequence[int] = (20, 100),
+    n: Sequence[int] = (10, 20),
+    pr_step: int | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> Evaluation:
+    """Evaluate ``index`` with its own tiles as queries (``None``: every tile; else archive paths,
+    relative to the archive root or absolute, or record positions). ``pr_step`` defaults to 500
+    (the thesis' step), reduced for small archives so the curve keeps about 20 points."""
+    k, n = tuple(int(v) for v in k), tuple(int(v) for v in n)
+    if not k or not n or min(k + n) < 1:
+        raise ValueError("k and n must be positive integers")
+    size = len(index)
+    if size < 2:
+        raise ValueError("an index needs at least 2 tiles to be evaluated")
+    ids = index.label_ids()
+    if (ids < 0).all():
+        raise ValueError("the index has no labels (class folders); nothing to evaluate against")
+    qidx = _query_positions(index, queries)
+    qidx = qidx[ids[qidx] >= 0]
+    if qidx.size == 0:
+        raise ValueError("none of the queries has a label")
+    n_db = size - 1  # the query itself is left out
+    if pr_step is None:
+        pr_step = min(500, max(1, n_db // 20))
+    kmax = min(max(k + n), n_db)
+    n_relevant_all = np.bincount(ids[ids >= 0], minlength=len(index.classes))
+
+    top_rel = np.zeros((qidx.size, kmax), dtype=bool)
+    cuts = metrics.pr_cut_points(n_db, pr_step)
+    pr_p = np.zeros(cuts.size)
+    pr_r = np.zeros(cuts.size)
+    scorer = _scorer(index)
+    chunk = max(1, _CHUNK_CELLS // size)
+    for a in range(0, qidx.size, chunk):
+        if cancel is not None and cancel():
+            raise Cancelled("evaluation cancelled")
+        q = qidx[a : a + chunk]
+        order = scorer(q)  # (c, N) full ranking, query itself removed -> (c, N - 1)
+        rel = ids[order] == ids[q][:, None]
+        top_rel[a : a + len(q)] = rel[:, :kmax]
+        p, r = metrics.pr_curve(rel, n_relevant_all[ids[q]] - 1, pr_step)
+        pr_p += p * len(q)
+        pr_r += r * len(q)
+        if progress:
+            progress(a + len(q), qidx.size, "evaluating")
+
+    n_rel = n_relevant_all[ids[qidx]] - 1
+    qlabels = [index.classes[i] for i in ids[qidx]]
+    map_r = {kk: metrics.map_at_k(top_rel, kk, n_rel, "retrieved") for kk in k}
+    map_m = {kk: metrics.map_at_k(top_rel, kk, n_rel, "min") for kk in k}
+    prec = {nn: metrics.precision_at_n(top_rel, nn) for nn in n}
+    classwise = {kk: metrics.classwise_map(top_rel, qlabels, kk, n_rel, "retrieved") for kk in k}
+    counts = {c: qlabels.count(c) for c in sorted(set(qlabels))}
+    return Evaluation(
+        n_queries=int(qidx.size),
+        n_database=n_db,
+        k=k,
+        n=n,
+        map_retrieved=map_r,
+        map_min=map_m,
+        precision=prec,
+        classwise=classwise,
+        class_counts=counts,
+        pr_cut=cuts,
+        pr_precision=pr_p / qidx.size,
+        pr_recall=pr_r / qidx.size,
+        method=index.meta.method,
+        bits=index.meta.bits,
+    )
+
+
+def _scorer(index: HashIndex) -> Callable[[np.ndarray], np.ndarray]:
+    """For archive positions ``q``, the full ranking of the other tiles: (len(q), N - 1)."""
+    size = len(index)
+
+    def drop_self(order: np.ndarray, q: np.ndarray) -> np.ndarray:
+        keep = order != q[:, None]
+        return order[keep].reshape(len(q), size - 1)
+
+    if index.meta.kind == "binary":
+        packed = index.packed()
+        dtype = np.uint8 if index.meta.bits <= 255 else np.uint16
+
+        def rank(q):
+            d = hamming_distances(packed, index.codes[q]).astype(dtype)
+            # stable sort keeps archive order among ties, like search; radix sort for small ints
+            return drop_self(np.argsort(d, axis=1, kind="stable"), q)
+
+        return rank
+
+    unit = normalise_rows(index.features)
+
+    def rank_float(q):
+        s = unit[q] @ unit.T
+        return drop_self(np.argsort(-s, axis=1, kind="stable"), q)
+
+    return rank_float
+
+
+def _query_positions(index: HashIndex, queries) -> np.ndarray:
+    if queries is None:
+        return np.arange(len(index))
+    positions = {p: i for i, p in enumerate(index.paths)}
+    root = Path(index.meta.archive_root).resolve() if index.meta.archive_root else None
+    out = []
+    for q in queries:
+        if isinstance(q, int | np.integer):
+            if not 0 <= int(q) < len(index):
+                raise ValueError(f"query number {q} is outside the index (0..{len(index) - 1})")
+            out.append(int(q))
+            continue
+        key = Path(str(q).strip())
+        if key.is_absolute() and root is not None:
+            try:
+                key = key.resolve().relative_to(root)
+            except ValueError:
+                raise ValueError(
+                    f"{q}: not a tile of the indexed archive {root}; evaluation queries must be "
+                    "archive tiles (their labels are the ground truth)"
+                ) from None
+        i = positions.get(key.as_posix())
+        if i is None:
+            raise ValueError(f"{q}: not a tile of the index")
+        out.append(i)
+    if not out:
+        raise ValueError("the query list is empty")
+    return np.asarray(out, dtype=np.int64)
+
+
+def read_query_list(path) -> list[str]:
+    """Paths from a text file, one a line; blank lines and lines starting with '#' are skipped.
+    A CSV with a ``path`` or ``query`` column (e.g. search output) is accepted too."""
+    text = Path(path).read_text(encoding="utf-8")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if lines and "," in lines[0]:
+        header = [h.strip() for h in lines[0].split(",")]
+        for col in ("path", "query"):
+            if col in header:
+                reader = csv.DictReader(io.StringIO("\n".join(lines)))
+                return list(dict.fromkeys(row[col] for row in reader if row.get(col)))
+    return lines
+

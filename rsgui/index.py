@@ -1,0 +1,315 @@
+"""The retrieval index: archive codes (or float features), tile paths, labels and how they were made.
+
+Saved as two files side by side: ``PATH.npz`` (arrays, loaded with ``allow_pickle=False``) and
+``PATH.json`` (metadata, written last so a readable JSON means the arrays are complete). The
+metadata records the method, band set and normalisation so a query encoded any other way is refused
+instead of silently returning nonsense.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from rsgui.atomic import atomic_path, atomic_write_text
+from rsgui.bands import BAND_SETS
+from rsgui.codes import n_bytes, pack_codes
+from rsgui.hamming import PackedCodes, cosine_topk, hamming_topk, normalise_rows
+
+FORMAT = "rsgui-index"
+FORMAT_VERSION = 1
+_EXTRA = "extra__"
+
+
+class IndexMismatchError(ValueError):
+    """A query made with another method, band set or code length than the index."""
+
+
+class IndexFileError(ValueError):
+    """An index file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class IndexMeta:
+    """How the codes of an index were made."""
+
+    method: str
+    band_names: tuple[str, ...]
+    bits: int
+    kind: Literal["binary", "float"] = "binary"
+    normalisation: dict = field(default_factory=dict)
+    archive_root: str | None = None
+    encoder: dict = field(default_factory=dict)
+    created: str = ""
+
+    def __post_init__(self):
+        self.band_names = tuple(self.band_names)
+        self.bits = int(self.bits)
+        if self.kind not in ("binary", "float"):
+            raise ValueError(f"kind must be 'binary' or 'float', got {self.kind!r}")
+        if not self.created:
+            self.created = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["band_names"] = list(self.band_names)
+        return d
+
+
+def describe_bands(band_names) -> str:
+    """Readable band set: ``ms10 (B02..B12)``, ``rgb (B04, B03, B02)`` or the names themselves."""
+    bands = tuple(band_names)
+    listed = ", ".join(bands) if len(bands) <= 3 else f"{bands[0]}..{bands[-1]}"
+    for name, members in BAND_SETS.items():
+        if members is not None and tuple(members) == bands:
+            return f"{name} ({listed})"
+    return f"{len(bands)} bands ({listed})" if len(bands) > 3 else listed or "no bands"
+
+
+def index_paths(path) -> tuple[Path, Path]:
+    """``(PATH.npz, PATH.json)`` for ``PATH``, ``PATH.npz`` or ``PATH.json``."""
+    p = Path(path)
+    if p.suffix.lower() in (".npz", ".json"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".npz"), p.with_name(p.name + ".json")
+
+
+class HashIndex:
+    """Codes of every archive tile with their paths, labels and metadata; exact top-k search."""
+
+    def __init__(
+        self,
+        meta: IndexMeta,
+        paths: list[str],
+        labels: list[str | None],
+        codes: np.ndarray | None = None,
+        features: np.ndarray | None = None,
+        extra_arrays: dict[str, np.ndarray] | None = None,
+    ):
+        self.meta = meta
+        self.paths = [str(p) for p in paths]
+        self.labels = list(labels) if labels is not None else [None] * len(self.paths)
+        self.extra_arrays = dict(extra_arrays or {})
+        if meta.kind == "binary":
+            if codes is None:
+                raise ValueError("a binary index needs packed codes")
+            codes = np.ascontiguousarray(codes, dtype=np.uint8)
+            if codes.ndim != 2 or codes.shape[1] != n_bytes(meta.bits):
+                raise ValueError(
+                    f"{meta.bits}-bit packed codes must be (N, {n_bytes(meta.bits)}), got {codes.shape}"
+                )
+            n = codes.shape[0]
+        else:
+            if features is None:
+                raise ValueError("a float index needs features")
+            features = np.ascontiguousarray(features, dtype=np.float32)
+            if features.ndim != 2 or features.shape[1] != meta.bits:
+                raise ValueError(f"features must be (N, {meta.bits}), got {features.shape}")
+            n = features.shape[0]
+        if len(self.paths) != n or len(self.labels) != n:
+            raise ValueError(f"{n} codes but {len(self.paths)} paths and {len(self.labels)} labels")
+        self.codes = codes
+        self.features = features
+        self._packed: PackedCodes | None = None
+        self._unit: np.ndarray | None = None
+
+    @classmethod
+    def from_codes(
+        cls,
+        codes: np.ndarray,
+        paths: list[str],
+        labels: list[str | None] | None,
+        meta: IndexMeta,
+        extra_arrays: dict[str, np.ndarray] | None = None,
+    ) -> HashIndex:
+        """From encoder output (N, bits): binarised by sign and packed, or kept as float features."""
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[1] != meta.bits:
+            raise ValueError(f"codes must be (N, {meta.bits}), got {codes.shape}")
+        labels = labels if labels is not None else [None] * len(paths)
+        if meta.kind == "binary":
+            return cls(meta, paths, labels, codes=pack_codes(codes), extra_arrays=extra_arrays)
+        return cls(
+            meta, paths, labels, features=codes.astype(np.float32), extra_arrays=extra_arrays
+        )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Sorted distinct labels (``()`` when unlabelled)."""
+        return tuple(sorted({lab for lab in self.labels if lab is not None}))
+
+    def label_ids(self) -> np.ndarray:
+        """(N,) int64 position of each label in :attr:`classes`, -1 when unlabelled."""
+        lookup = {c: i for i, c in enumerate(self.classes)}
+        return np.array([lookup.get(lab, -1) for lab in self.labels], dtype=np.int64)
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def check_query(self, method: str, band_names) -> None:
+        """Refuse queries encoded by another method or from another band set than the index."""
+        bands = tuple(band_names)
+        if method != self.meta.method or bands != self.meta.band_names:
+            raise IndexMismatchError(
+                f"index was built with method {self.meta.method!r} on bands "
+                f"{describe_bands(self.meta.band_names)}, the query uses {method!r} on "
+                f"{describe_bands(bands)}"
+            )
+
+    def check_bits(self, query_codes: np.ndarray) -> np.ndarray:
+        """(Q, bits) array of query codes, refused when its length differs from the index's."""
+        q = np.asarray(query_codes)
+        if q.ndim == 1:
+            q = q[None, :]
+        if q.ndim != 2 or q.shape[1] != self.meta.bits:
+            got = q.shape[1] if q.ndim == 2 else q.shape
+            raise IndexMismatchError(
+                f"index holds {self.meta.bits}-{'bit codes' if self.meta.kind == 'binary' else 'dimensional features'}"
+                f" (method {self.meta.method!r}), the query has {got}"
+            )
+        return q
+
+    def search(self, query_codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k for (Q, bits) or (bits,) query codes, ties by archive order.
+
+        Binary index: ``(idx (Q, k) int64, Hamming distance (Q, k) int32)``, ascending.
+        Float index: ``(idx, cosine similarity (Q, k) float32)``, descending."""
+        q = self.check_bits(query_codes)
+        if self.meta.kind == "binary":
+            return hamming_topk(self.packed(), pack_codes(q), k)
+        if self._unit is None:
+            self._unit = normalise_rows(self.features)
+        return cosine_topk(self._unit, q, k)
+
+    def packed(self) -> PackedCodes:
+        """Codes prepared for scanning (built on first use)."""
+        if self._packed is None:
+            self._packed = PackedCodes(self.codes, self.meta.bits)
+        return self._packed
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def save(self, path) -> Path:
+        """Write ``PATH.npz`` then ``PATH.json`` atomically; returns the .npz path."""
+        npz_path, json_path = index_paths(path)
+        arrays: dict[str, np.ndarray] = {
+            "paths": np.array(self.paths, dtype=str).reshape(len(self)),
+            "labels": np.array([lab or "" for lab in self.labels], dtype=str).reshape(len(self)),
+            "has_label": np.array([lab is not None for lab in self.labels], dtype=bool),
+        }
+        if self.meta.kind == "binary":
+            arrays["codes"] = self.codes
+        else:
+            arrays["features"] = self.features
+        for name, arr in self.extra_arrays.items():
+            arr = np.asarray(arr)
+            if arr.dtype == object:
+                raise ValueError(
+                    f"extra array {name!r} holds Python objects; only numbers are saved"
+                )
+            arrays[_EXTRA + name] = arr
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **self.meta.to_dict()}
+        meta.update(count=len(self), arrays=npz_path.name, extra_arrays=sorted(self.extra_arrays))
+        with atomic_path(npz_path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        atomic_write_text(json_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        return npz_path
+
+    @classmethod
+    def load(cls, path) -> HashIndex:
+        """Read an index, refusing files that are missing, foreign, pickled or inconsistent."""
+        npz_path, json_path = index_paths(path)
+        meta_d = _read_meta(json_path, npz_path)
+        arrays = _read_arrays(npz_path)
+        try:
+            meta = IndexMeta(
+                method=str(meta_d["method"]),
+                band_names=tuple(meta_d["band_names"]),
+                bits=int(meta_d["bits"]),
+                kind=meta_d["kind"],
+                normalisation=dict(meta_d.get("normalisation") or {}),
+                archive_root=meta_d.get("archive_root"),
+                encoder=dict(meta_d.get("encoder") or {}),
+                created=str(meta_d.get("created") or ""),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexFileError(f"{json_path}: incomplete index metadata ({exc})") from None
+        data_key = "codes" if meta.kind == "binary" else "features"
+        for key in (data_key, "paths", "labels", "has_label"):
+            if key not in arrays:
+                raise IndexFileError(f"{npz_path}: array {key!r} is missing; not an index file")
+        data, paths = arrays[data_key], arrays["paths"]
+        n = data.shape[0] if data.ndim else -1
+        if paths.ndim != 1 or paths.shape[0] != n or arrays["labels"].shape != paths.shape:
+            raise IndexFileError(
+                f"{npz_path}: {paths.shape[0] if paths.ndim else 0} paths for {n} codes; the file is inconsistent"
+            )
+        if meta_d.get("count") is not None and int(meta_d["count"]) != n:
+            raise IndexFileError(
+                f"{npz_path}: holds {n} codes but {json_path.name} says {meta_d['count']}; "
+                "the two files do not belong together"
+            )
+        labels = [
+            str(lab) if has else None
+            for lab, has in zip(arrays["labels"], arrays["has_label"], strict=True)
+        ]
+        extra = {k[len(_EXTRA) :]: v for k, v in arrays.items() if k.startswith(_EXTRA)}
+        try:
+            if meta.kind == "binary":
+                if data.dtype != np.uint8:
+                    raise ValueError(f"codes must be uint8, got {data.dtype}")
+                return cls(meta, list(paths), labels, codes=data, extra_arrays=extra)
+            return cls(meta, list(paths), labels, features=data, extra_arrays=extra)
+        except ValueError as exc:
+            raise IndexFileError(f"{npz_path}: {exc}") from None
+
+
+def _read_meta(json_path: Path, npz_path: Path) -> dict:
+    if not json_path.is_file():
+        raise IndexFileError(
+            f"{json_path}: index metadata file is missing (an index is {npz_path.name} + {json_path.name})"
+        )
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexFileError(f"{json_path}: not a readable index metadata file ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise IndexFileError(f"{json_path}: not an index metadata file")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexFileError(
+            f"{json_path}: unknown index format version {version!r} (this program reads {FORMAT_VERSION}); "
+            "rebuild the index"
+        )
+    return meta
+
+
+def _read_arrays(npz_path: Path) -> dict[str, np.ndarray]:
+    if not npz_path.is_file():
+        raise IndexFileError(f"{npz_path}: index array file is missing")
+    try:
+        with open(npz_path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise IndexFileError(
+                    f"{npz_path}: not an index array file (expected a .npz archive)"
+                )
+        with np.load(npz_path, allow_pickle=False) as z:
+            return {key: z[key] for key in z.files}
+    except IndexFileError:
+        raise
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise IndexFileError(
+                f"{npz_path}: holds Python objects (pickled data); refused for safety"
+            ) from None
+        raise IndexFileError(f"{npz_path}: damaged index array file ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise IndexFileError(f"{npz_path}: damaged or truncated index array file ({exc})") from None

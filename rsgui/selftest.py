@@ -1,0 +1,339 @@
+"""``rsgui --self-test``: prove that an installation (or a bundle) works end to end, offscreen.
+
+A bundle can build cleanly and still miss a Qt platform plugin, the GDAL/PROJ data or a module
+that is only imported lazily; this runs the real path a user takes, without a display: open the
+demo archive, read its georeferencing, index it with the training-free ``spectral`` method, save
+and reload the index, query it and check the ranking, run torch (one optimiser step, as training
+does) and safetensors, draw a plot, show the main window and grab it to a PNG.
+
+Each step prints one line ``self-test: <what> ... ok (0.4 s)``; the first failure prints
+``self-test: <what> ... FAILED (0.1 s): <reason>`` (traceback on stderr) and :func:`run` returns 1.
+Everything is written in a temporary folder (``RSGUI_SELFTEST_DIR`` names a folder to keep
+instead); the user's settings and data folders are redirected there, so a self-test never
+touches them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+N_PER_CLASS = 6  # demo archive: 10 classes x 6 tiles, small enough to index in well under a second
+BITS = 64
+TOP_K = 5
+MIN_SAME_CLASS = 0.6  # mean fraction of the top 5 (query included) in the query's class
+WINDOW_SIZE = (1280, 800)
+
+
+class SelfTestError(RuntimeError):
+    """A check failed; the message is the line the user sees."""
+
+
+@dataclass
+class Context:
+    """What the steps hand on to each other."""
+
+    workdir: Path
+    app: object | None = None
+    archive: object | None = None
+    index: object | None = None
+    facts: dict = field(default_factory=dict)
+
+
+def _say(line: str, stream=None) -> None:
+    stream = stream or sys.stdout or sys.__stdout__
+    if stream is not None:  # a windowed build on some platforms has no console at all
+        print(line, file=stream, flush=True)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise SelfTestError(message)
+
+
+# -- steps ---------------------------------------------------------------------------------------
+
+
+def step_qt(ctx: Context) -> str:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "rsgui"])
+    ctx.app = app
+    platform = QApplication.platformName()
+    _check(bool(platform), "Qt started without a platform plugin")
+    return f"Qt {_qt_version()} on the {platform!r} platform"
+
+
+def step_demo_archive(ctx: Context) -> str:
+    from rsgui.archive import Archive
+    from rsgui.demo import make_demo_archive
+
+    root = make_demo_archive(ctx.workdir / "demo-archive", n_per_class=N_PER_CLASS)
+    archive = Archive.open(root, use_cache=False)
+    ctx.archive = archive
+    n, classes = len(archive), len(archive.classes)
+    _check(n > 0, f"the demo archive at {root} has no readable tiles")
+    _check(not archive.problems, f"the demo archive has unreadable tiles: {archive.problems[:3]}")
+    _check(classes >= 2, f"the demo archive has {classes} classes, expected several")
+    return f"demo archive {n} tiles, {classes} classes, {len(archive.band_names)} bands"
+
+
+def step_georef(ctx: Context) -> str:
+    """GDAL reads the CRS and PROJ turns it into longitude/latitude: both need their data files."""
+    import rasterio
+    from rasterio.warp import transform
+
+    record = ctx.archive.records[0]
+    path = Path(ctx.archive.root) / record.path
+    with rasterio.open(path) as ds:
+        crs, bounds = ds.crs, ds.bounds
+        _check(crs is not None, f"{path.name}: no CRS read (GDAL data missing?)")
+        x, y = (bounds.left + bounds.right) / 2, (bounds.bottom + bounds.top) / 2
+    lon, lat = transform(crs, "EPSG:4326", [x], [y])
+    lon, lat = float(lon[0]), float(lat[0])
+    _check(-180 <= lon <= 180 and -90 <= lat <= 90, f"{path.name}: bad lon/lat {lon}, {lat}")
+    epsg = crs.to_epsg()
+    name = f"EPSG:{epsg}" if epsg else crs.to_string()[:40]
+    return f"GeoTIFF {name} -> lon/lat ({lon:.3f}, {lat:.3f}) with GDAL {rasterio.__gdal_version__}"
+
+
+def step_index(ctx: Context) -> str:
+    from rsgui.indexing import build_index
+    from rsgui.spectral import SpectralEncoder
+
+    encoder = SpectralEncoder.fit(ctx.archive, bands="ms10", bits=BITS)
+    index = build_index(ctx.archive, encoder)
+    _check(
+        len(index) == len(ctx.archive), f"index has {len(index)} codes for {len(ctx.archive)} tiles"
+    )
+    path = index.save(ctx.workdir / "demo-index")
+    from rsgui.index import HashIndex
+
+    ctx.index = HashIndex.load(path)
+    _check(len(ctx.index) == len(index), "the reloaded index differs in size")
+    size = sum(p.stat().st_size for p in Path(path).parent.glob(Path(path).stem + ".*"))
+    return (
+        f"spectral index {len(index)} x {index.meta.bits} bits, saved and reloaded "
+        f"({size / 1024:.0f} kB)"
+    )
+
+
+def step_query(ctx: Context) -> str:
+    """One query file per class (its first tile), searched as the app does: itself at rank 1
+    with distance 0, most of the top 5 from its class."""
+    from rsgui.indexing import search_files
+
+    archive, index = ctx.archive, ctx.index
+    firsts: dict[str, int] = {}
+    for rec in archive.records:
+        firsts.setdefault(rec.label, rec.index)
+    queries = [archive.records[i] for i in firsts.values()]
+    paths = [str(Path(archive.root) / rec.path) for rec in queries]
+    rows = search_files(index, paths, TOP_K)
+    _check(len(rows) == len(queries) * TOP_K, f"{len(rows)} results for {len(queries)} queries")
+    same = 0
+    for q, rec in enumerate(queries):
+        top = sorted((r for r in rows if r.query == paths[q]), key=lambda r: r.rank)
+        first = top[0]
+        _check(
+            first.rank == 1 and first.path == rec.path and first.distance == 0,
+            f"query {rec.path}: rank 1 is {first.path} at distance {first.distance}, "
+            "expected the query itself at distance 0",
+        )
+        same += sum(r.label == rec.label for r in top)
+    total = len(queries) * TOP_K
+    _check(
+        same / total >= MIN_SAME_CLASS,
+        f"only {same}/{total} of the top-{TOP_K} results share the query's class "
+        f"(expected at least {MIN_SAME_CLASS:.0%})",
+    )
+    return (
+        f"query {len(queries)} tiles (one per class): itself at rank 1, distance 0; "
+        f"top-{TOP_K} same class {same}/{total}"
+    )
+
+
+def step_torch(ctx: Context) -> str:
+    """Training needs autograd, an optimiser (which imports torch's compiler stack) and
+    safetensors; a bundle that trimmed too much fails here rather than in a user's training run."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(13, 4, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+    )
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss = net(torch.randn(2, 13, 16, 16)).pow(2).mean()
+    loss.backward()
+    opt.step()
+    path = ctx.workdir / "selftest.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    back = load_file(str(path))
+    _check(
+        all(torch.equal(back[k], v) for k, v in net.state_dict().items()),
+        "safetensors round trip changed the weights",
+    )
+    return f"torch {torch.__version__} (one optimiser step) + safetensors round trip"
+
+
+def step_plot(ctx: Context) -> str:
+    """Figures are exported with matplotlib's Agg backend (fonts and matplotlibrc must be there)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3, 2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot([0, 0.5, 1], [1, 0.7, 0.2])
+    ax.set_xlabel("recall")
+    path = ctx.workdir / "selftest-plot.png"
+    fig.savefig(path, dpi=50)
+    _check(path.stat().st_size > 0, "matplotlib wrote an empty PNG")
+    return f"plot drawn with matplotlib Agg ({path.stat().st_size / 1024:.0f} kB PNG)"
+
+
+def step_window(ctx: Context) -> str:
+    """Show the main window (if this build has one) and grab it: proves the Qt plugins."""
+    import importlib
+    import importlib.util
+
+    from PySide6.QtCore import QCoreApplication, QEventLoop
+
+    if importlib.util.find_spec("rsgui.app.main_window") is None:
+        return "no main window in this build, skipped"
+    module = importlib.import_module("rsgui.app.main_window")
+    cls = getattr(module, "MainWindow", None)
+    _check(cls is not None, "rsgui.app.main_window has no MainWindow")
+    window = cls()
+    try:
+        window.resize(*WINDOW_SIZE)
+        window.show()
+        deadline = time.monotonic() + 5.0
+        while not window.windowHandle() or not window.windowHandle().isExposed():
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            _check(time.monotonic() < deadline, "the main window was not shown within 5 s")
+        QCoreApplication.processEvents()
+        shown = _seconds_since_process_start()
+        pixmap = window.grab()
+        _check(not pixmap.isNull(), "grabbing the main window gave an empty image")
+        path = ctx.workdir / "selftest-window.png"
+        _check(pixmap.save(str(path), "PNG"), f"could not write {path.name} (PNG plugin missing?)")
+        size = f"{pixmap.width()}x{pixmap.height()}"
+    finally:
+        window.close()
+        window.deleteLater()
+        QCoreApplication.processEvents()
+    since = "" if shown is None else f", first window {shown:.1f} s after process start"
+    return f"main window shown and grabbed ({size} PNG){since}"
+
+
+STEPS: list[tuple[str, Callable[[Context], str]]] = [
+    ("Qt offscreen", step_qt),
+    ("demo archive", step_demo_archive),
+    ("georeferencing (GDAL + PROJ)", step_georef),
+    ("spectral index", step_index),
+    ("query ranking", step_query),
+    ("torch + safetensors", step_torch),
+    ("plotting", step_plot),
+    ("main window", step_window),
+]
+
+
+# -- driver --------------------------------------------------------------------------------------
+
+
+def run(workdir: str | Path | None = None) -> int:
+    """Run every step; 0 when all pass, 1 at the first failure (later steps depend on it)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    keep = workdir or os.environ.get("RSGUI_SELFTEST_DIR")
+    tmp = None if keep else tempfile.TemporaryDirectory(prefix="rsgui-selftest-")
+    root = Path(keep) if keep else Path(tmp.name)
+    saved = {k: os.environ.get(k) for k in _USER_DIR_VARS}
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        _isolate_user_folders(root)
+        ctx = Context(workdir=root)
+        return _run_steps(ctx, keep=bool(keep))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if tmp is not None:
+            try:
+                tmp.cleanup()
+            except OSError:
+                pass
+
+
+def _run_steps(ctx: Context, keep: bool) -> int:
+    start = time.perf_counter()
+    where = f"{sys.executable}" + (" (bundle)" if getattr(sys, "frozen", False) else "")
+    _say(f"self-test: rsgui {_version()} on Python {sys.version.split()[0]}, {where}")
+    for label, fn in STEPS:
+        t0 = time.perf_counter()
+        try:
+            detail = fn(ctx)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one clear line
+            dt = time.perf_counter() - t0
+            reason = str(exc) if isinstance(exc, SelfTestError) else f"{type(exc).__name__}: {exc}"
+            _say(f"self-test: {label} ... FAILED ({dt:.1f} s): {reason}")
+            if not isinstance(exc, SelfTestError):
+                traceback.print_exc(file=sys.stderr or sys.__stderr__)
+            _say(f"self-test: FAILED at step '{label}'")
+            return 1
+        _say(f"self-test: {detail} ... ok ({time.perf_counter() - t0:.1f} s)")
+    kept = f"; files kept in {ctx.workdir}" if keep else ""
+    _say(f"self-test: all {len(STEPS)} steps passed in {time.perf_counter() - start:.1f} s{kept}")
+    return 0
+
+
+_USER_DIR_VARS = ("RSGUI_DATA_DIR", "RSGUI_CACHE_DIR")
+
+
+def _isolate_user_folders(root: Path) -> None:
+    """Point settings and per-user folders into ``root``: a self-test leaves no trace."""
+    for var in _USER_DIR_VARS:
+        os.environ[var] = str(root / var.lower())
+    from PySide6.QtCore import QSettings
+
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(root / "settings"))
+
+
+def _seconds_since_process_start() -> float | None:
+    """Wall time since this process started (Linux /proc), for the time-to-first-window figure."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _qt_version() -> str:
+    from PySide6.QtCore import qVersion
+
+    return qVersion()
+
+
+def _version() -> str:
+    try:
+        from rsgui import __version__
+
+        return str(__version__)
+    except ImportError:
+        return "?"
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())

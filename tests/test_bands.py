@@ -1,0 +1,72 @@
+"""Band names, band sets and presets: positions are looked up by name, never assumed."""
+
+from __future__ import annotations
+
+import pytest
+
+from rsgui.bands import (
+    BAND_SETS,
+    EUROSAT_MS_ORDER,
+    EUROSAT_RGB_ORDER,
+    PRESETS,
+    S2_BANDS,
+    MissingBandsError,
+    Normalisation,
+    band_indices,
+    resolve_band_set,
+)
+
+
+def test_eurosat_ms_order_has_b8a_last():
+    assert EUROSAT_MS_ORDER[12] == "B8A" and EUROSAT_MS_ORDER[8] == "B09"
+    assert sorted(EUROSAT_MS_ORDER) == sorted(S2_BANDS) and S2_BANDS[8] == "B8A"
+
+
+@pytest.mark.parametrize(
+    ("name", "positions"),
+    [
+        ("rgb", [3, 2, 1]),
+        ("ms10", [1, 2, 3, 4, 5, 6, 7, 12, 10, 11]),
+        ("all", list(range(13))),
+    ],
+)
+def test_band_set_positions_in_eurosat_files(name, positions):
+    names = resolve_band_set(name, EUROSAT_MS_ORDER)
+    assert band_indices(EUROSAT_MS_ORDER, names) == positions
+
+
+def test_ms10_is_the_ten_and_twenty_metre_bands():
+    assert len(BAND_SETS["ms10"]) == 10 and "B10" not in BAND_SETS["ms10"]
+    assert {"B01", "B09", "B10"}.isdisjoint(BAND_SETS["ms10"])
+
+
+@pytest.mark.parametrize("wanted", ["ms10", ["B04", "B8A"]])
+def test_missing_bands_named(wanted):
+    with pytest.raises(MissingBandsError) as err:
+        resolve_band_set(wanted, EUROSAT_RGB_ORDER)
+    assert "B8A" in err.value.missing and "B8A" in str(err.value)
+
+
+def test_unknown_band_set():
+    with pytest.raises(ValueError, match="unknown band set"):
+        resolve_band_set("nir", EUROSAT_MS_ORDER)
+
+
+def test_explicit_list_keeps_order():
+    assert resolve_band_set(["B8A", "B02"], EUROSAT_MS_ORDER) == ("B8A", "B02")
+    assert band_indices(EUROSAT_MS_ORDER, ("B8A", "B02")) == [12, 1]
+
+
+def test_normalisation_round_trip():
+    n = Normalisation(3000, 10000)
+    assert Normalisation.from_dict(n.to_dict()) == n
+    assert Normalisation() == Normalisation(4095.0, 4095.0)
+
+
+@pytest.mark.parametrize(
+    ("preset", "order", "divisor"),
+    [("eurosat-ms", EUROSAT_MS_ORDER, 4095), ("eurosat-rgb", EUROSAT_RGB_ORDER, 255)],
+)
+def test_presets(preset, order, divisor):
+    p = PRESETS[preset]
+    assert p.band_names == order and p.normalisation.divisor == divisor and p.labelled

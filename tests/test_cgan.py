@@ -1,0 +1,139 @@
+"""Conditional GANs: shapes, conditioning, checkpoint/resume/cancel of the training loop."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from training.cgan import CGANConfig, Discriminator, Generator, sample_noise
+from training.checkpoint import load_checkpoint
+from training.train_cgan import GANData, TrainConfig, build_models, run_training, train_cgan
+
+torch.set_num_threads(1)
+
+RGB = ("B04", "B03", "B02")
+
+
+def _data(n=16, size=16, channels=3, seed=0) -> GANData:
+    """Two trivially separable classes: dark tiles (0.1) and bright tiles (0.9)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    px = np.where(labels[:, None, None, None] == 0, 0.1, 0.9) + rng.normal(0, 0.02, (n, channels, size, size))
+    bands = RGB if channels == 3 else tuple(f"B{i:02d}" for i in range(1, channels + 1))
+    return GANData(
+        px.astype(np.float32), labels.astype(np.int64), ("Dark", "Bright"), bands, {"clip": 4095, "divisor": 4095}
+    )
+
+
+@pytest.mark.parametrize("method", ["cdcgan", "acgan"])
+@pytest.mark.parametrize("channels", [3, 10])
+@pytest.mark.parametrize("size", [32, 64])
+def test_shapes(method, channels, size):
+    cfg = CGANConfig(method=method, n_classes=5, channels=channels, image_size=size, width=0.125)
+    g, d = Generator(cfg), Discriminator(cfg)
+    y = torch.tensor([0, 1, 4])
+    x = g(sample_noise(3, cfg.z_dim), y)
+    assert x.shape == (3, channels, size, size)
+    assert x.min() >= -1 and x.max() <= 1
+    logit, cls = d(x, y)
+    assert logit.shape == (3,)
+    if method == "acgan":
+        assert cls.shape == (3, 5)
+    else:
+        assert cls is None
+        with pytest.raises(ValueError):
+            d(x)
+
+
+def test_method_sized_networks():
+    """The method's layer sizes (Figure 4.4) at width 1."""
+    cfg = CGANConfig(method="cdcgan", n_classes=10, channels=3)
+    g, d = Generator(cfg), Discriminator(cfg)
+    assert g.fc.out_features == 4 * 4 * 512
+    convs = [m for m in d.convs if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [16, 32, 64, 128, 256]
+    assert [c.stride[0] for c in convs] == [2, 1, 2, 1, 2]
+    assert convs[0].in_channels == 13  # 3 bands + 10 one-hot channels
+    assert d.fc[0].in_features == 8 * 8 * 256
+    acgan = Discriminator(CGANConfig(method="acgan"))
+    assert acgan.out.out_features == 11 and acgan.convs[0].in_channels == 3
+
+
+def test_bad_config():
+    with pytest.raises(ValueError):
+        CGANConfig(method="wgan")
+    with pytest.raises(ValueError):
+        CGANConfig(image_size=48)
+
+
+@pytest.mark.parametrize("method", ["cdcgan", "acgan"])
+def test_conditioning_follows_label(tmp_path, method):
+    """After a short training on dark vs bright tiles the class decides the brightness."""
+    data = _data(n=32, size=16)
+    cfg = CGANConfig(method=method, image_size=16, width=0.25)
+    # a higher learning rate than the method's so that a few seconds of training suffice
+    tc = TrainConfig(steps=150, batch_size=16, lr=1e-3, checkpoint_every=0, augment=False)
+    path = run_training(train_cgan(data, tmp_path / f"{method}.safetensors", cfg, tc))
+    from training.generate import generate
+
+    dark = generate(path, "Dark", 32, seed=1).mean()
+    bright = generate(path, "Bright", 32, seed=1).mean()
+    assert bright - dark > 0.3, (dark, bright)
+
+
+def test_checkpoint_sidecar(tmp_path):
+    data = _data()
+    cfg = CGANConfig(method="acgan", image_size=16, width=0.125)
+    out = tmp_path / "g.safetensors"
+    progress = list(train_cgan(data, out, cfg, TrainConfig(steps=3, batch_size=8)))
+    assert [p["step"] for p in progress] == [1, 2, 3]
+    assert set(progress[-1]) >= {"step", "total", "losses", "images_per_s", "eta_s"}
+    tensors, meta = load_checkpoint(out, "acgan")
+    assert meta["bits"] == 0 and meta["step"] == 3
+    assert meta["classes"] == ["Dark", "Bright"] and meta["band_names"] == list(RGB)
+    assert meta["normalisation"] == {"clip": 4095, "divisor": 4095}
+    assert meta["config"]["n_classes"] == 2 and meta["config"]["channels"] == 3
+    assert any(k.startswith("G.") for k in tensors) and any(k.startswith("optD.") for k in tensors)
+    assert json.loads(out.with_suffix(".json").read_text())["method"] == "acgan"
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_cancel_then_resume_matches_uninterrupted(tmp_path):
+    data = _data()
+    cfg = dict(method="cdcgan", image_size=16, width=0.125)
+    straight = tmp_path / "straight.safetensors"
+    run_training(train_cgan(data, straight, CGANConfig(**cfg), TrainConfig(steps=4, batch_size=8)))
+
+    part = tmp_path / "part.safetensors"
+    seen = []
+    it = train_cgan(
+        data, part, CGANConfig(**cfg), TrainConfig(steps=4, batch_size=8), cancel=lambda: len(seen) >= 2
+    )
+    run_training(it, seen.append)
+    assert load_checkpoint(part)[1]["step"] == 2
+    resumed = run_training(
+        train_cgan(data, part, CGANConfig(**cfg), TrainConfig(steps=4, batch_size=8), resume=part)
+    )
+    a, meta = load_checkpoint(straight)
+    b, meta_b = load_checkpoint(resumed)
+    assert meta_b["step"] == 4
+    for k in a:
+        if k.startswith("G."):
+            torch.testing.assert_close(a[k], b[k], msg=k)
+
+
+def test_resume_refuses_other_bands(tmp_path):
+    out = tmp_path / "g.safetensors"
+    cfg = CGANConfig(method="cdcgan", image_size=16, width=0.125)
+    run_training(train_cgan(_data(), out, cfg, TrainConfig(steps=1, batch_size=4)))
+    with pytest.raises(ValueError, match="bands"):
+        next(train_cgan(_data(channels=10), out, cfg, TrainConfig(steps=2), resume=out))
+
+
+def test_build_models_initialisation():
+    g, _ = build_models(CGANConfig(image_size=16, width=0.125))
+    w = g.fc.weight.detach()
+    assert abs(float(w.std()) - 0.02) < 0.005

@@ -1,0 +1,117 @@
+"""Exact Hamming and cosine top-k against brute force, including ties and the slow paths."""
+
+import numpy as np
+import pytest
+
+import rsgui.hamming as hamming
+from rsgui.codes import pack_codes
+from rsgui.hamming import PackedCodes, cosine_topk, hamming_distances, hamming_topk
+
+
+def random_codes(rng, n, bits):
+    return pack_codes(rng.integers(0, 2, (n, bits)).astype(bool))
+
+
+def brute_force(db, q, bits, k):
+    a = np.unpackbits(q, axis=1, count=bits).astype(np.int64)
+    b = np.unpackbits(db, axis=1, count=bits).astype(np.int64)
+    dist = (a[:, None, :] != b[None, :, :]).sum(-1)
+    idx = np.argsort(dist, axis=1, kind="stable")[:, :k]  # stable: ties in archive order
+    return idx, np.take_along_axis(dist, idx, 1), dist
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Force several scan tiles, a strided threshold sample and partial tiles on small archives."""
+    monkeypatch.setattr(hamming, "SAMPLE_ROWS", 16)
+    monkeypatch.setattr(hamming, "SINGLE_BLOCK", 37)
+    monkeypatch.setattr(hamming, "BATCH_BLOCK", 23)
+    monkeypatch.setattr(hamming, "QUERY_BLOCK", 3)
+
+
+@pytest.mark.parametrize("bits", [8, 16, 48, 64, 100, 128, 256])
+@pytest.mark.parametrize("n_queries", [1, 7])
+@pytest.mark.parametrize("k", [1, 10, 400])
+@pytest.mark.parametrize("blocks", ["default", "small"])
+def test_topk_matches_brute_force(bits, n_queries, k, blocks, request):
+    if blocks == "small":
+        request.getfixturevalue("small_blocks")
+    rng = np.random.default_rng(bits * 1000 + n_queries * 10 + k)
+    # few bits with many codes -> many ties; k=400 > n tests clamping
+    n = 300
+    db = random_codes(rng, n, bits)
+    q = random_codes(rng, n_queries, bits)
+    idx, dist = hamming_topk(PackedCodes(db, bits), q, k)
+    ref_idx, ref_dist, _ = brute_force(db, q, bits, k)
+    assert idx.shape == dist.shape == (n_queries, min(k, n))
+    assert idx.dtype == np.int64 and dist.dtype == np.int32
+    np.testing.assert_array_equal(dist, ref_dist)
+    np.testing.assert_array_equal(idx, ref_idx)
+
+
+def test_ties_follow_archive_order():
+    # rows 1, 3 and 4 all equal the query; row 0 and 2 are one bit away
+    db = np.array([[0b0001], [0], [0b1000], [0], [0]], dtype=np.uint8) << 4
+    q = np.zeros((1, 1), np.uint8)
+    idx, dist = hamming_topk(db, q, 4)
+    np.testing.assert_array_equal(idx, [[1, 3, 4, 0]])
+    np.testing.assert_array_equal(dist, [[0, 0, 0, 1]])
+
+
+def test_all_identical_codes_keep_archive_order(small_blocks):
+    db = np.full((100, 8), 0xAB, np.uint8)
+    idx, dist = hamming_topk(db, db[:2], 30)
+    np.testing.assert_array_equal(idx, np.tile(np.arange(30), (2, 1)))
+    assert not dist.any()
+
+
+def test_low_threshold_estimate_falls_back_to_exact(monkeypatch):
+    rng = np.random.default_rng(5)
+    db = random_codes(rng, 500, 64)
+    q = random_codes(rng, 4, 64)
+    monkeypatch.setattr(hamming, "_estimate_thresholds", lambda db, qw, k: np.zeros(len(qw), int))
+    idx, dist = hamming_topk(db, q, 20)
+    ref_idx, ref_dist, _ = brute_force(db, q, 64, 20)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(dist, ref_dist)
+
+
+def test_single_query_row_and_distances_matrix():
+    rng = np.random.default_rng(2)
+    db = random_codes(rng, 50, 100)
+    idx, dist = hamming_topk(db, db[7], 1)  # a 1-D query is one query
+    assert idx.tolist() == [[7]] and dist.tolist() == [[0]]
+    _, _, full = brute_force(db, db[:3], 100, 1)
+    np.testing.assert_array_equal(hamming_distances(db, db[:3]), full)
+
+
+def test_refuses_mismatched_query_width_and_k():
+    db = np.zeros((5, 8), np.uint8)
+    with pytest.raises(ValueError, match="8 bytes"):
+        hamming_topk(db, np.zeros((1, 16), np.uint8), 3)
+    with pytest.raises(ValueError, match="k must be"):
+        hamming_topk(db, np.zeros((1, 8), np.uint8), -1)
+    assert hamming_topk(db, np.zeros((2, 8), np.uint8), 0)[0].shape == (2, 0)
+
+
+def test_cosine_topk_matches_brute_force_and_ties():
+    rng = np.random.default_rng(3)
+    db = rng.standard_normal((200, 16)).astype(np.float32)
+    db[50] = db[10] * 3.0  # same direction as row 10: a tie, row 10 must come first
+    q = np.vstack([db[10], rng.standard_normal((4, 16))]).astype(np.float32)
+    idx, sim = cosine_topk(db, q, 7)
+    unit = db / np.linalg.norm(db, axis=1, keepdims=True)
+    s = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ unit.T
+    ref = np.argsort(-s, axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(idx[1:], ref[1:])
+    assert idx[0, :2].tolist() == [10, 50]
+    np.testing.assert_allclose(sim, np.take_along_axis(s, idx, 1), rtol=1e-5, atol=1e-6)
+    assert np.all(np.diff(sim, axis=1) <= 0)
+
+
+def test_cosine_k_clamps_and_zero_vectors():
+    db = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 2.0]], np.float32)
+    idx, sim = cosine_topk(db, np.array([1.0, 1.0]), 10)
+    # similarities: 1/sqrt2, 0 (zero vector), 1/sqrt2 -> tie of rows 0 and 2 in archive order
+    assert idx.tolist() == [[0, 2, 1]]
+    np.testing.assert_allclose(sim, [[2**-0.5, 2**-0.5, 0.0]], rtol=1e-6)

@@ -1,0 +1,70 @@
+"""The Encoder of a trained deep-hashing checkpoint, as the index and the application use it.
+
+rgb models compute the Inception v3 features of the true-colour tile first (same settings as in
+training, read from the sidecar); ms10 models take the ten bands directly. Codes are the sigmoid
+outputs minus 0.5, so a bit is set exactly where the code is positive.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rsgui.bands import Normalisation
+from rsgui.encoders import ModelFileError
+
+
+class DeepHashEncoder:
+    method = "deephash"
+    kind = "binary"
+
+    def __init__(self, path: Path, device: str = "cpu", batch_size: int = 128):
+        from training.train_deephash import load_net
+
+        self.path = Path(path)
+        try:
+            self.net, self.meta = load_net(self.path, device)
+        except (KeyError, TypeError, RuntimeError) as e:
+            raise ModelFileError(f"{path}: incomplete deep-hashing checkpoint ({e})") from None
+        self.device = device
+        self.batch_size = batch_size
+        self.band_names = tuple(self.meta["band_names"])
+        self.bits = int(self.meta["bits"])
+        self.normalisation = Normalisation.from_dict(self.meta["normalisation"])
+        self.features = self.meta.get("features")
+
+    def encode(self, pixels: np.ndarray) -> np.ndarray:
+        from training.train_deephash import hash_outputs, inception_features
+
+        x = np.asarray(pixels, np.float32)
+        if x.ndim != 4 or x.shape[1] != len(self.band_names):
+            raise ValueError(
+                f"expected (N, {len(self.band_names)}, H, W) tiles in bands "
+                f"{','.join(self.band_names)}, got {x.shape}"
+            )
+        if self.features is not None:
+            x = inception_features(x, self.features, self.device)
+        with torch.inference_mode():
+            out = hash_outputs(self.net, x, self.device, self.batch_size)
+        return (out - 0.5).astype(np.float32)
+
+    def describe(self) -> dict:
+        m = self.meta
+        return {
+            "model": str(self.path),
+            "method": self.method,
+            "bits": self.bits,
+            "bands": m["config"].get("bands"),
+            "features": self.features,
+            "classes": m.get("classes"),
+            "steps": m.get("step"),
+            "n_real": m.get("n_real"),
+            "n_generated": m.get("n_generated"),
+            "augment": m.get("augment"),
+        }
+
+
+def load_encoder(path: str | Path) -> DeepHashEncoder:
+    return DeepHashEncoder(Path(path))

@@ -1,0 +1,169 @@
+"""Synthesise labelled tiles with a trained conditional GAN and write them as GeoTIFFs.
+
+The output is a labelled folder (``DIR/CLASS/*.tif``, band names in the band descriptions, values
+scaled back to the archive's digital numbers) that can be opened as an archive or added to a
+training set. Generated tiles carry no georeference: they are nowhere.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rsgui.atomic import atomic_path
+from training.cgan import Generator, sample_noise
+
+
+@dataclass
+class LoadedGenerator:
+    """A generator with what is needed to label and save its output."""
+
+    model: Generator
+    meta: dict
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.meta["classes"])
+
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        return tuple(self.meta["band_names"])
+
+    @property
+    def z_dim(self) -> int:
+        return self.model.cfg.z_dim
+
+    def class_index(self, name: str) -> int:
+        if name not in self.classes:
+            raise ValueError(
+                f"unknown class {name!r}; the model knows: {', '.join(self.classes)}"
+            )
+        return self.classes.index(name)
+
+
+def load(ckpt: str | Path | LoadedGenerator, device: str = "cpu") -> LoadedGenerator:
+    if isinstance(ckpt, LoadedGenerator):
+        return ckpt
+    from training.train_cgan import load_generator
+
+    g, meta = load_generator(ckpt, device=device)
+    return LoadedGenerator(g, meta)
+
+
+@torch.no_grad()
+def _run(gen: LoadedGenerator, z: torch.Tensor, label: int, batch_size: int = 256) -> np.ndarray:
+    dev = next(gen.model.parameters()).device
+    outs = []
+    for i in range(0, len(z), batch_size):
+        zb = z[i : i + batch_size].to(dev)
+        y = torch.full((len(zb),), label, dtype=torch.long, device=dev)
+        outs.append(((gen.model(zb, y) + 1) / 2).clamp(0, 1).float().cpu().numpy())
+    if not outs:
+        c, s = gen.model.cfg.channels, gen.model.cfg.image_size
+        return np.zeros((0, c, s, s), np.float32)
+    return np.concatenate(outs)
+
+
+def generate(
+    ckpt: str | Path | LoadedGenerator, class_name: str, n: int, seed: int = 0, device: str = "cpu"
+) -> np.ndarray:
+    """``n`` tiles of a class: (N, C, H, W) float32 in [0, 1], bands in the model's order.
+    The same seed gives the same tiles."""
+    gen = load(ckpt, device)
+    label = gen.class_index(class_name)
+    z = sample_noise(n, gen.z_dim, torch.Generator().manual_seed(seed))
+    return _run(gen, z, label)
+
+
+def interpolate(
+    ckpt_or_model: str | Path | LoadedGenerator,
+    class_name: str,
+    z0: np.ndarray,
+    z1: np.ndarray,
+    t: float | np.ndarray,
+) -> np.ndarray:
+    """Tiles along the straight line from noise ``z0`` to ``z1`` (each (z_dim,)) at ``t`` in
+    [0, 1]: (len(t), C, H, W), or (C, H, W) for a scalar ``t``."""
+    gen = load(ckpt_or_model)
+    ts = np.atleast_1d(np.asarray(t, dtype=np.float32))
+    a = torch.as_tensor(np.asarray(z0, np.float32)).reshape(1, -1)
+    b = torch.as_tensor(np.asarray(z1, np.float32)).reshape(1, -1)
+    w = torch.from_numpy(ts).reshape(-1, 1)
+    out = _run(gen, (1 - w) * a + w * b, gen.class_index(class_name))
+    return out[0] if np.ndim(t) == 0 else out
+
+
+def random_noise(ckpt_or_model, seed: int = 0) -> np.ndarray:
+    """One noise vector of the model's size, z ~ U[-1, 1]."""
+    gen = load(ckpt_or_model)
+    return sample_noise(1, gen.z_dim, torch.Generator().manual_seed(seed))[0].numpy()
+
+
+def to_digital_numbers(images: np.ndarray, normalisation: dict) -> np.ndarray:
+    """[0, 1] -> uint16 file values (inverse of ``min(value, clip) / divisor``)."""
+    dn = np.rint(np.clip(images, 0, 1) * float(normalisation["divisor"]))
+    return np.clip(dn, 0, 65535).astype(np.uint16)
+
+
+def write_tile(path: Path, tile_dn: np.ndarray, band_names: tuple[str, ...]) -> None:
+    """One (C, H, W) uint16 tile as a GeoTIFF with band descriptions, atomically."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    c, h, w = tile_dn.shape
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(
+            tmp, "w", driver="GTiff", width=w, height=h, count=c, dtype="uint16"
+        ) as dst:
+            dst.write(tile_dn)
+            for i, name in enumerate(band_names, start=1):
+                dst.set_band_description(i, name)
+
+
+def save_tiles(
+    images: np.ndarray,
+    out_dir: str | Path,
+    class_name: str,
+    band_names: tuple[str, ...],
+    normalisation: dict,
+    stem: str = "generated",
+) -> list[Path]:
+    """Write (N, C, H, W) [0, 1] tiles to ``out_dir/class_name/CLASS_STEM_00000.tif``..."""
+    folder = Path(out_dir) / class_name
+    folder.mkdir(parents=True, exist_ok=True)
+    dn = to_digital_numbers(images, normalisation)
+    paths = []
+    for i, tile in enumerate(dn):
+        p = folder / f"{class_name}_{stem}_{i:05d}.tif"
+        write_tile(p, tile, band_names)
+        paths.append(p)
+    return paths
+
+
+def generate_folder(
+    ckpt: str | Path | LoadedGenerator,
+    out_dir: str | Path,
+    class_names: list[str] | None,
+    n: int,
+    seed: int = 0,
+    device: str = "cpu",
+    progress=None,
+) -> list[Path]:
+    """Generate ``n`` tiles for each class (all classes when ``class_names`` is None)."""
+    gen = load(ckpt, device)
+    names = list(gen.classes) if class_names is None else list(class_names)
+    for name in names:
+        gen.class_index(name)  # fail before writing anything
+    norm = gen.meta["normalisation"]
+    paths: list[Path] = []
+    for j, name in enumerate(names):
+        imgs = generate(gen, name, n, seed=seed)  # same tiles as generate(ckpt, name, n, seed)
+        paths += save_tiles(imgs, out_dir, name, gen.band_names, norm, stem=f"s{seed}")
+        if progress is not None:
+            progress(j + 1, len(names), name)
+    return paths

@@ -1,0 +1,276 @@
+"""Training loop of the conditional GANs: a plain generator that yields progress dicts.
+
+The same loop runs from the command line, the experiment scripts and the application's worker
+thread: it checks ``cancel()`` between steps, checkpoints atomically (weights, optimiser state and
+random state, so a resumed run continues where it stopped) and never prints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training.cgan import CGANConfig, Discriminator, Generator, d_loss, g_loss, init_weights
+from training.cgan import sample_noise
+from training.checkpoint import load_checkpoint, save_checkpoint
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 100_000
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    real_target: float = 0.9  # label smoothing of the discriminator's targets (the method's)
+    fake_target: float = 0.1
+    augment: bool = True  # random flips/transposes of real tiles (beyond the method; few tiles)
+    checkpoint_every: int = 1000
+    history_every: int = 0  # 0: about 400 points over the run
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# Presets: the method's settings, and a small network that learns something in minutes on a CPU.
+PRESETS: dict[str, dict] = {
+    "thesis": {"model": {"width": 1.0}, "train": {"steps": 100_000, "batch_size": 64}},
+    "quick": {
+        "model": {"width": 0.25},
+        "train": {"steps": 600, "batch_size": 32, "checkpoint_every": 200},
+    },
+}
+
+
+@dataclass
+class GANData:
+    """Labelled training tiles: ``pixels`` (N, C, H, W) float32 in [0, 1], bands in order."""
+
+    pixels: np.ndarray
+    labels: np.ndarray  # (N,) int64 class index
+    classes: tuple[str, ...]
+    band_names: tuple[str, ...]
+    normalisation: dict
+
+
+def load_gan_data(archive_root, bands: str = "rgb", indices=None, progress=None) -> GANData:
+    """Read the labelled tiles of an archive (all, or ``indices``) in a band set."""
+    from rsgui.archive import Archive
+
+    arc = Archive.open(archive_root, progress=progress)
+    if not arc.classes:
+        raise ValueError(f"{archive_root}: the archive has no class folders; a conditional GAN needs labels")
+    idx = np.arange(len(arc)) if indices is None else np.asarray(indices)
+    idx = idx[arc.labels[idx] >= 0]
+    batch = arc.read(idx.tolist(), bands=bands)
+    return GANData(
+        pixels=np.ascontiguousarray(batch.pixels, dtype=np.float32),
+        labels=arc.labels[idx].astype(np.int64),
+        classes=tuple(arc.classes),
+        band_names=tuple(batch.band_names),
+        normalisation=arc.normalisation.to_dict(),
+    )
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random element of the dihedral group per tile (flips and transpose keep land cover)."""
+    b = x.shape[0]
+    m = torch.rand(3, b, generator=gen).to(x.device) < 0.5
+    x = torch.where(m[0, :, None, None, None], x.flip(-1), x)
+    x = torch.where(m[1, :, None, None, None], x.flip(-2), x)
+    return torch.where(m[2, :, None, None, None], x.transpose(-1, -2), x)
+
+
+def _opt_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
+    out = {}
+    for pid, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            out[f"{prefix}.{pid}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    return out
+
+
+def _load_opt(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str) -> None:
+    sd = opt.state_dict()
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        if key.startswith(prefix + "."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def build_models(cfg: CGANConfig) -> tuple[Generator, Discriminator]:
+    g, d = Generator(cfg), Discriminator(cfg)
+    g.apply(init_weights)
+    d.apply(init_weights)
+    return g, d
+
+
+def load_generator(path, device="cpu") -> tuple[Generator, dict]:
+    """The generator of a cDCGAN/ACGAN checkpoint (eval mode) and its sidecar."""
+    tensors, meta = load_checkpoint(path)
+    if meta.get("method") not in ("cdcgan", "acgan"):
+        from rsgui.encoders import ModelFileError
+
+        raise ModelFileError(f"{path}: a {meta.get('method')!r} model, not a conditional GAN")
+    g = Generator(CGANConfig.from_dict(meta["config"]))
+    g.load_state_dict(_prefixed(tensors, "G"))
+    return g.to(device).eval(), meta
+
+
+def train_cgan(
+    data: GANData,
+    out: str | Path,
+    model_cfg: CGANConfig | None = None,
+    train_cfg: TrainConfig | None = None,
+    device: str | torch.device = "cpu",
+    resume: str | Path | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Iterator[dict]:
+    """Train, yielding ``{step, total, losses, images_per_s, eta_s}`` after every step.
+
+    Returns (as the generator's value) the checkpoint path. With ``resume`` the models, optimiser
+    states, random state, step and history come from that checkpoint; the model configuration is
+    the checkpoint's, ``train_cfg.steps`` may extend the run.
+    """
+    device = torch.device(device)
+    train_cfg = train_cfg or TrainConfig()
+    history: list[dict] = []
+    step = 0
+    tensors: dict[str, torch.Tensor] = {}
+    if resume is not None:
+        tensors, meta = load_checkpoint(resume)
+        if meta.get("method") not in ("cdcgan", "acgan"):
+            raise ValueError(f"{resume}: not a conditional GAN checkpoint")
+        model_cfg = CGANConfig.from_dict(meta["config"])
+        if tuple(meta["band_names"]) != tuple(data.band_names):
+            raise ValueError(f"{resume}: trained on bands {meta['band_names']}, not {data.band_names}")
+        if tuple(meta["classes"]) != tuple(data.classes):
+            raise ValueError(f"{resume}: trained on classes {meta['classes']}, not {data.classes}")
+        step, history = int(meta["step"]), list(meta.get("history", []))
+    model_cfg = model_cfg or CGANConfig()
+    model_cfg.n_classes = len(data.classes)
+    model_cfg.channels = len(data.band_names)
+
+    torch.manual_seed(train_cfg.seed)
+    gen_rng = torch.Generator().manual_seed(train_cfg.seed + 1)
+    G, D = build_models(model_cfg)
+    G.to(device).train()
+    D.to(device).train()
+    betas = (train_cfg.beta1, train_cfg.beta2)
+    opt_g = torch.optim.Adam(G.parameters(), lr=train_cfg.lr, betas=betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=train_cfg.lr, betas=betas)
+    if tensors:
+        G.load_state_dict(_prefixed(tensors, "G"))
+        D.load_state_dict(_prefixed(tensors, "D"))
+        _load_opt(opt_g, tensors, "optG")
+        _load_opt(opt_d, tensors, "optD")
+        if "rng" in tensors:
+            gen_rng.set_state(tensors["rng"])
+
+    x_all = torch.from_numpy(np.ascontiguousarray(data.pixels, dtype=np.float32))
+    if x_all.shape[-1] != model_cfg.image_size or x_all.shape[-2] != model_cfg.image_size:
+        x_all = F.interpolate(x_all, size=(model_cfg.image_size,) * 2, mode="area")
+    x_all = x_all.clamp(0, 1) * 2 - 1  # the generator's tanh range
+    y_all = torch.from_numpy(np.asarray(data.labels, dtype=np.int64))
+    n, k = len(x_all), model_cfg.n_classes
+    if n == 0:
+        raise ValueError("no labelled tiles to train on")
+    total = train_cfg.steps
+    every = train_cfg.history_every or max(1, total // 400)
+
+    def checkpoint() -> Path:
+        ts = {f"G.{k_}": v for k_, v in G.state_dict().items()}
+        ts |= {f"D.{k_}": v for k_, v in D.state_dict().items()}
+        ts |= _opt_tensors(opt_g, "optG") | _opt_tensors(opt_d, "optD")
+        ts["rng"] = gen_rng.get_state()
+        meta = {
+            "method": model_cfg.method,
+            "band_names": list(data.band_names),
+            "bits": 0,
+            "normalisation": data.normalisation,
+            "classes": list(data.classes),
+            "config": model_cfg.to_dict(),
+            "train": asdict(train_cfg),
+            "step": step,
+            "total_steps": total,
+            "n_train_tiles": n,
+            "history": history,
+        }
+        return save_checkpoint(out, ts, meta)
+
+    acc: dict[str, float] = {}
+    n_acc = 0
+    t_last, step_last = time.perf_counter(), step
+    rate = 0.0
+    while step < total:
+        if cancel is not None and cancel():
+            break
+        idx = torch.randint(0, n, (train_cfg.batch_size,), generator=gen_rng)
+        real, labels = x_all[idx], y_all[idx]
+        if train_cfg.augment:
+            real = _augment(real, gen_rng)
+        real, labels = real.to(device), labels.to(device)
+        z = sample_noise(len(idx), model_cfg.z_dim, gen_rng, device)
+        fake_labels = torch.randint(0, k, (len(idx),), generator=gen_rng).to(device)
+        fake = G(z, fake_labels)  # (B, C, S, S)
+
+        loss_d, logs_d = d_loss(
+            D, real, fake, labels, fake_labels, train_cfg.real_target, train_cfg.fake_target
+        )
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+        loss_g, logs_g = g_loss(D, fake, fake_labels)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        step += 1
+
+        losses = logs_d | logs_g
+        for key, v in losses.items():
+            acc[key] = acc.get(key, 0.0) + v
+        n_acc += 1
+        if step % every == 0 or step == total:
+            history.append({"step": step, **{key: v / n_acc for key, v in acc.items()}})
+            acc, n_acc = {}, 0
+        now = time.perf_counter()
+        if now - t_last > 0.5 or step == total:
+            rate = (step - step_last) * train_cfg.batch_size / (now - t_last)
+            t_last, step_last = now, step
+        eta = (total - step) * train_cfg.batch_size / rate if rate > 0 else math.nan
+        if train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0 and step < total:
+            checkpoint()
+        yield {"step": step, "total": total, "losses": losses, "images_per_s": rate, "eta_s": eta}
+        if any(not math.isfinite(v) for v in losses.values()):
+            checkpoint()
+            raise FloatingPointError(f"training diverged at step {step}: {losses}")
+    return checkpoint()
+
+
+def run_training(it: Iterator[dict], on_progress: Callable[[dict], None] | None = None):
+    """Drive a training generator to its end; returns its return value."""
+    while True:
+        try:
+            p = next(it)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress is not None:
+            on_progress(p)
