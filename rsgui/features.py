@@ -25,23 +25,38 @@ def raw_colour(pixels: np.ndarray) -> np.ndarray:
     return pixels.reshape(len(pixels), -1).astype(np.float32, copy=False)
 
 
-def bin_indices(pixels: np.ndarray, bins: int) -> np.ndarray:
-    """Bin of every value for ``bins`` equal intervals over [0, 1]; values outside are clamped
-    to the first or last bin (1.0 lands in the last)."""
+def bin_indices(pixels: np.ndarray, bins: int, low=None, high=None) -> np.ndarray:
+    """Bin of every value for ``bins`` equal intervals over [0, 1] (uint8, same shape); values
+    outside are clamped to the first or last bin (1.0 lands in the last). With per-band ``low``
+    and ``high`` the intervals split ``[low, high]`` instead (see :func:`band_stretch`)."""
     if bins < 1 or bins > 255:
         raise ValueError(f"bins must be within 1..255, got {bins}")
-    scaled = np.floor(np.nan_to_num(pixels, nan=0.0) * bins)
-    return np.clip(scaled, 0, bins - 1).astype(np.uint8)
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if low is None:
+        scaled = pixels * np.float32(bins)
+    else:
+        low, scale = _limits(low, high, pixels.shape[1])
+        scaled = pixels - low
+        scaled *= scale * np.float32(bins)
+    # fmax/fmin send NaN to bin 0 and clamp; truncation of the non-negative rest is floor
+    np.fmax(scaled, 0.0, out=scaled)
+    np.fmin(scaled, np.float32(bins - 1), out=scaled)
+    return scaled.astype(np.uint8)
 
 
-def global_histogram(pixels: np.ndarray, bins: int = 16) -> np.ndarray:
-    """Per band, the fraction of pixels in each of ``bins`` intervals over [0, 1]:
-    ``D = C * bins``, each band's histogram sums to 1."""
-    return local_histogram(pixels, bins=bins, grid=1)
+def global_histogram(pixels: np.ndarray, bins: int = 16, low=None, high=None) -> np.ndarray:
+    """Per band, the fraction of pixels in each of ``bins`` intervals over [0, 1] (or over the
+    band's ``[low, high]``): ``D = C * bins``, each band's histogram sums to 1."""
+    return local_histogram(pixels, bins=bins, grid=1, low=low, high=high)
 
 
 def local_histogram(
-    pixels: np.ndarray, bins: int = 8, patch: int = 16, grid: int | None = None
+    pixels: np.ndarray,
+    bins: int = 8,
+    patch: int = 16,
+    grid: int | None = None,
+    low=None,
+    high=None,
 ) -> np.ndarray:
     """Histograms per band per patch, concatenated: ``D = C * n_patches * bins``.
 
@@ -49,7 +64,7 @@ def local_histogram(
     ``H // patch``, e.g. 4 x 4 patches of 16 x 16 pixels for a 64 x 64 tile). Sizes that do not
     divide evenly get patches differing by one pixel. Each patch histogram holds fractions (sums
     to 1), so patches of different sizes weigh the same. Layout: band-major, then patch
-    (row-major), then bin.
+    (row-major), then bin. ``low``/``high``: per-band limits as in :func:`bin_indices`.
     """
     pixels = _check(pixels)
     n, c, h, w = pixels.shape
@@ -72,7 +87,7 @@ def local_histogram(
     for start in range(0, n, _CHUNK):
         chunk = pixels[start : start + _CHUNK]
         m = len(chunk)
-        flat = bin_indices(chunk, bins) + cell[None]  # (m, C, H, W) int64
+        flat = bin_indices(chunk, bins, low, high) + cell[None]  # (m, C, H, W) int64
         flat += (np.arange(m, dtype=np.int64) * per_tile)[:, None, None, None]
         hist = np.bincount(flat.ravel(), minlength=m * per_tile).astype(np.float32)
         out[start : start + m] = hist.reshape(m, per_tile)
@@ -86,15 +101,18 @@ def extract(
     bins: int = 8,
     patch: int = 16,
     power: float = 1.0,
+    low=None,
+    high=None,
 ) -> np.ndarray:
     """One of the three features by name; ``power`` < 1 compresses histogram fractions
-    (0.5 is the Hellinger / square-root map, which lets rare but telling bins count)."""
+    (0.5 is the Hellinger / square-root map, which lets rare but telling bins count).
+    ``low``/``high``: per-band limits, see :func:`band_stretch`."""
     if kind == "raw":
-        feats = raw_colour(pixels)
+        feats = raw_colour(pixels if low is None else band_stretch(pixels, low, high))
     elif kind == "global":
-        feats = global_histogram(pixels, bins)
+        feats = global_histogram(pixels, bins, low, high)
     elif kind == "local":
-        feats = local_histogram(pixels, bins, patch)
+        feats = local_histogram(pixels, bins, patch, low=low, high=high)
     else:
         raise ValueError(f"unknown feature {kind!r}; choose raw, global or local")
     if power != 1.0 and kind != "raw":
@@ -119,12 +137,19 @@ def band_stretch(pixels: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.nd
     rarely exceed a quarter of it. Stretching each band by limits fitted on the archive (not per
     class) lets every bin tell tiles apart."""
     pixels = _check(pixels)
+    low, scale = _limits(low, high, pixels.shape[1])
+    out = np.asarray(pixels, dtype=np.float32) - low
+    out *= scale
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _limits(low, high, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band offset and scale, shaped to broadcast over (N, C, H, W)."""
     low = np.asarray(low, dtype=np.float32).reshape(1, -1, 1, 1)
     high = np.asarray(high, dtype=np.float32).reshape(1, -1, 1, 1)
-    if low.shape[1] != pixels.shape[1] or high.shape[1] != pixels.shape[1]:
-        raise ValueError(f"stretch limits for {low.shape[1]} bands, tiles have {pixels.shape[1]}")
-    scale = 1.0 / np.maximum(high - low, 1e-6)
-    return np.clip((pixels - low) * scale, 0.0, 1.0).astype(np.float32, copy=False)
+    if low.shape[1] != n_bands or high.shape[1] != n_bands:
+        raise ValueError(f"band limits for {low.shape[1]} bands, the tiles have {n_bands}")
+    return low, (1.0 / np.maximum(high - low, 1e-6)).astype(np.float32)
 
 
 def _check(pixels: np.ndarray) -> np.ndarray:

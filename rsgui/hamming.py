@@ -1,26 +1,44 @@
 """Exact top-k search: Hamming distance over packed binary codes, cosine over float features.
 
-Why not ``argpartition`` over all distances: Hamming distances are small integers (0..bits), so the
-k nearest codes are exactly those closer than a threshold distance ``t`` plus the first few at ``t``
-in archive order. The search estimates ``t`` from a fixed sample of the archive, scans the archive in
-cache-sized blocks keeping only the codes within ``t`` (XOR + ``np.bitwise_count`` on 64-bit words),
-and sorts those few candidates by (distance, archive position). A query whose estimate proves too
-low (fewer than k candidates) is redone with its exact threshold, so results are always exact, with
-ties broken by archive order (lower index first).
+Hamming distances are small integers (0..bits), so the k nearest codes are exactly those closer than
+a threshold distance ``t`` plus the first few at ``t`` in archive order; no sort of all N distances
+is needed. Two interchangeable backends give identical results, ties broken by archive order:
+
+* ``numba`` (used when numba is installed, for large archives): one compiled pass over the archive
+  per block of queries; each query keeps the codes closer than its running threshold and a histogram
+  of their distances, lowering the threshold as closer codes arrive.
+* ``numpy``: estimates each query's threshold from a fixed sample of the archive, scans the archive
+  in cache-sized tiles with XOR + ``np.bitwise_count`` on 64-bit words keeping the codes within the
+  threshold, then sorts those few candidates by (distance, position). A query whose estimate proves
+  too low (fewer than k candidates) is redone with its exact threshold.
+
+When k is a large share of the archive both simply sort all distances (a radix sort of small ints).
 """
 
 from __future__ import annotations
+
+import os
+import warnings
 
 import numpy as np
 
 from rsgui.codes import n_bytes
 
-# Rows of the archive sampled once to estimate each query's threshold distance.
+# Rows of the archive sampled once to estimate each query's threshold distance (numpy backend).
 SAMPLE_ROWS = 8192
-# Scan tile: query rows x archive rows processed together (XOR buffer ~ 128-256 KiB, stays in cache).
+# numpy scan tile: query rows x archive rows processed together (buffers stay in cache).
 SINGLE_BLOCK = 65536
 BATCH_BLOCK = 8192
 QUERY_BLOCK = 16
+# numba scan: archive rows per block (its words stay in L1/L2 while every query passes over them).
+NUMBA_BLOCK = 4096
+# 'auto' uses numba (when installed) from this many archive rows on; below, numpy is quick enough
+# and nothing is compiled.
+NUMBA_MIN_ROWS = 100_000
+# Bound on per-chunk work arrays: queries are processed in chunks of about this many entries.
+CHUNK_ENTRIES = 1 << 22
+
+BACKENDS = ("auto", "numpy", "numba")
 
 
 class PackedCodes:
@@ -106,22 +124,51 @@ def _query_words(db: PackedCodes, queries: np.ndarray) -> np.ndarray:
 
 
 def hamming_topk(
-    db: np.ndarray | PackedCodes, queries: np.ndarray, k: int
+    db: np.ndarray | PackedCodes, queries: np.ndarray, k: int, backend: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The k archive codes nearest to each packed query, exact.
 
     ``db``: (N, nbytes) packed uint8 or a :class:`PackedCodes` (prepare once for repeated search);
     ``queries``: (Q, nbytes) or (nbytes,) packed uint8. Returns ``idx`` (Q, k) int64 and ``dist``
     (Q, k) int32 sorted by distance, ties by archive position; ``k`` larger than N gives N columns.
+    ``backend``: 'auto' (default, or the ``RSGUI_HAMMING_BACKEND`` environment variable), 'numpy'
+    or 'numba'.
     """
     db = db if isinstance(db, PackedCodes) else PackedCodes(db)
     qw = _query_words(db, queries)
     nq, n = qw.shape[0], db.n
-    k = min(int(k), n)
-    if k < 0:
+    if int(k) < 0:
         raise ValueError(f"k must be >= 0, got {k}")
+    k = min(int(k), n)
+    idx = np.zeros((nq, k), np.int64)
+    dist = np.zeros((nq, k), np.int32)
     if nq == 0 or k == 0:
-        return np.zeros((nq, k), np.int64), np.zeros((nq, k), np.int32)
+        return idx, dist
+    use = _choose_backend(backend, n)
+    full_sort = 4 * k >= n
+    per_query = n if full_sort else min(n, 8 * k + 2048)
+    chunk = max(1, CHUNK_ENTRIES // per_query)
+    for a in range(0, nq, chunk):
+        part = qw[a : a + chunk]
+        if full_sort:
+            i, d = _topk_sorted(db, part, k)
+        elif use == "numba":
+            i, d = _numba_kernel()(db.words, part, k, db.bits, NUMBA_BLOCK, min(n, 2 * k + 1024))
+        else:
+            i, d = _topk_numpy(db, part, k)
+        idx[a : a + chunk], dist[a : a + chunk] = i, d
+    return idx, dist
+
+
+def _topk_sorted(db: PackedCodes, qw: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """All distances, then a stable sort (radix for small unsigned ints): ties in archive order."""
+    d = _distances(db.words, qw, db.bits)
+    idx = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return idx.astype(np.int64), np.take_along_axis(d, idx, 1).astype(np.int32)
+
+
+def _topk_numpy(db: PackedCodes, qw: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    nq = qw.shape[0]
     thresholds = _estimate_thresholds(db, qw, k)
     qi, di, dv = _scan(db, qw, thresholds)
     counts = np.bincount(qi, minlength=nq)
@@ -135,7 +182,7 @@ def hamming_topk(
         di = np.concatenate([di[keep], d2])
         dv = np.concatenate([dv[keep], v2])
         counts = np.bincount(qi, minlength=nq)
-    return _select(qi, di, dv, counts, nq, n, k, db.bits)
+    return _select(qi, di, dv, counts, nq, db.n, k, db.bits)
 
 
 def _kth_smallest(row: np.ndarray, k: int) -> int:
@@ -251,3 +298,175 @@ def normalise_rows(x: np.ndarray) -> np.ndarray:
         x = x[None, :]
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(norm > 0, norm, 1.0).astype(np.float32)
+
+
+# -- backend choice and the compiled kernel --------------------------------------------------------
+
+_numba_state: dict = {}
+
+
+def numba_available() -> bool:
+    """True when numba is installed and the kernel compiles (compiled on the first call)."""
+    try:
+        _numba_kernel()
+    except Exception:  # noqa: BLE001 - any failure means: use numpy
+        return False
+    return True
+
+
+def _choose_backend(backend: str | None, n: int) -> str:
+    backend = backend or os.environ.get("RSGUI_HAMMING_BACKEND", "auto")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown Hamming backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if backend == "numba":
+        _numba_kernel()  # raises a clear ImportError when numba is missing
+        return "numba"
+    if backend == "auto" and n >= NUMBA_MIN_ROWS and numba_available():
+        return "numba"
+    return "numpy"
+
+
+def _numba_kernel():
+    """The compiled top-k kernel, built once (cached on disk by numba where it can)."""
+    if "kernel" in _numba_state:
+        return _numba_state["kernel"]
+    if "error" in _numba_state:
+        raise _numba_state["error"]
+    try:
+        import numba
+        from numba import types
+        from numba.extending import intrinsic
+    except ImportError as exc:
+        err = ImportError(f"the 'numba' Hamming backend needs numba installed ({exc})")
+        _numba_state["error"] = err
+        raise err from None
+
+    @intrinsic
+    def popcount64(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.ctpop(args[0])
+
+        return types.uint64(types.uint64), codegen
+
+    def jit(fn):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:  # a frozen application may have nowhere to cache: compile each run instead
+                return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
+            except Exception:  # noqa: BLE001
+                return numba.njit(cache=False, nogil=True, boundscheck=False)(fn)
+
+    globals()["_nb_popcount64"] = popcount64
+    globals()["_nb_block_distances"] = jit(_block_distances_py)
+    _numba_state["kernel"] = jit(_topk_kernel_py)
+    return _numba_state["kernel"]
+
+
+def _nb_popcount64(x):  # replaced by an LLVM ctpop intrinsic when the kernel is compiled
+    return int(x).bit_count()
+
+
+def _block_distances_py(words, qv, s, m, dist):
+    """dist[:m] = Hamming distances of archive rows s..s+m to one query (vectorised by LLVM)."""
+    row = words[0, s : s + m]
+    q0 = qv[0]
+    for i in range(m):
+        dist[i] = np.int32(_nb_popcount64(row[i] ^ q0))
+    for w in range(1, words.shape[0]):
+        row = words[w, s : s + m]
+        qq = qv[w]
+        for i in range(m):
+            dist[i] += np.int32(_nb_popcount64(row[i] ^ qq))
+
+
+_nb_block_distances = _block_distances_py
+
+
+def _topk_kernel_py(words, qw, k, bits, block, cap):
+    """Exact top-k of every query in one pass over (W, N) archive words; ties in archive order.
+
+    Per query: a buffer of candidates (in archive order), ``hist[d]`` = candidates at distance d,
+    the running threshold ``t`` and ``c`` = candidates with distance <= t. A code is kept when it is
+    closer than t, or while fewer than k are kept; a code *at* t arriving once k are kept loses the
+    tie to earlier ones. Then t drops while the codes below it already number k. When the buffer
+    is full, candidates beyond t (and surplus ties at t) are dropped; order is preserved, so a
+    final counting sort by distance yields ties in archive order."""
+    nq = qw.shape[0]
+    n = words.shape[1]
+    buf_i = np.empty((nq, cap), np.int64)
+    buf_d = np.empty((nq, cap), np.int32)
+    cnt = np.zeros(nq, np.int64)
+    hist = np.zeros((nq, bits + 1), np.int64)
+    thr = np.full(nq, bits, np.int64)
+    cum = np.zeros(nq, np.int64)
+    dist = np.empty(block, np.int32)
+    for s in range(0, n, block):
+        m = min(block, n - s)
+        for q in range(nq):
+            _nb_block_distances(words, qw[q], s, m, dist)
+            t = thr[q]
+            c = cum[q]
+            if c >= k:  # most blocks hold no code closer than t: one vectorised check skips them
+                mn = dist[0]
+                for i in range(1, m):
+                    mn = min(mn, dist[i])
+                if mn >= t:
+                    continue
+            nb = cnt[q]
+            for j0 in range(0, m, 64):
+                j1 = min(j0 + 64, m)
+                if c >= k:  # skip 64 codes at once when none is closer than t
+                    mn = dist[j0]
+                    for i in range(j0 + 1, j1):
+                        mn = min(mn, dist[i])
+                    if mn >= t:
+                        continue
+                for i in range(j0, j1):
+                    d = dist[i]
+                    if d < t or c < k:
+                        if nb == cap:  # compact: keep codes below t and the first ties at t
+                            need = k - (c - hist[q, t])
+                            j = 0
+                            for r in range(nb):
+                                dr = buf_d[q, r]
+                                if dr < t or (dr == t and need > 0):
+                                    if dr == t:
+                                        need -= 1
+                                    buf_d[q, j] = dr
+                                    buf_i[q, j] = buf_i[q, r]
+                                    j += 1
+                            nb = j
+                            hist[q, t] = k - (c - hist[q, t])
+                            c = k
+                        buf_d[q, nb] = d
+                        buf_i[q, nb] = s + i
+                        nb += 1
+                        hist[q, d] += 1
+                        c += 1
+                        while c - hist[q, t] >= k:
+                            c -= hist[q, t]
+                            t -= 1
+            thr[q] = t
+            cum[q] = c
+            cnt[q] = nb
+    out_i = np.empty((nq, k), np.int64)
+    out_d = np.empty((nq, k), np.int32)
+    pos = np.zeros(bits + 2, np.int64)
+    for q in range(nq):  # counting sort of the candidates by distance, stable
+        t = thr[q]
+        pos[:] = 0
+        for r in range(cnt[q]):
+            d = buf_d[q, r]
+            if d <= t:
+                pos[d + 1] += 1
+        for d in range(1, t + 2):
+            pos[d] += pos[d - 1]
+        for r in range(cnt[q]):
+            d = buf_d[q, r]
+            if d <= t:
+                p = pos[d]
+                if p < k:
+                    out_i[q, p] = buf_i[q, r]
+                    out_d[q, p] = d
+                pos[d] = p + 1
+    return out_i, out_d

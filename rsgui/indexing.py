@@ -48,8 +48,12 @@ def build_index(
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     batch_size: int = 256,
+    model_path=None,
 ) -> HashIndex:
-    """Encode every tile of ``archive`` with ``encoder``; paths relative to the archive root."""
+    """Encode every tile of ``archive`` with ``encoder``; paths relative to the archive root.
+
+    A trained encoder's model file (``model_path``, else what its ``describe()`` or ``path``
+    names) is recorded as an absolute path so the index can encode queries later."""
     band_indices(archive.band_names, encoder.band_names)  # MissingBandsError names what lacks
     if archive.normalisation != encoder.normalisation:
         raise ValueError(
@@ -71,7 +75,16 @@ def build_index(
         if progress:
             progress(done, n, f"encoding with {encoder.method}")
     if done != n:
-        raise ValueError(f"{archive.root}: read {done} of {n} tiles; the archive changed while indexing")
+        raise ValueError(
+            f"{archive.root}: read {done} of {n} tiles; the archive changed while indexing"
+        )
+    described = dict(encoder.describe())
+    described.setdefault("tile_shape", list(archive.tile_shape))
+    if encoder.method != "spectral":
+        found = model_path or described.get("model_path") or described.get("model")
+        found = found or getattr(encoder, "path", None)
+        if found:
+            described["model_path"] = str(Path(found).resolve())
     meta = IndexMeta(
         method=encoder.method,
         band_names=tuple(encoder.band_names),
@@ -79,7 +92,7 @@ def build_index(
         kind=encoder.kind,
         normalisation=encoder.normalisation.to_dict(),
         archive_root=str(Path(archive.root).resolve()),
-        encoder=dict(encoder.describe()),
+        encoder=described,
     )
     extra = encoder.state_arrays() if hasattr(encoder, "state_arrays") else None
     return HashIndex.from_codes(
@@ -101,7 +114,9 @@ def encoder_for_index(index: HashIndex):
         try:
             return SpectralEncoder.from_state(meta, index.extra_arrays)
         except (KeyError, ValueError) as e:
-            raise IndexMismatchError(f"cannot rebuild the spectral encoder of the index: {e}") from None
+            raise IndexMismatchError(
+                f"cannot rebuild the spectral encoder of the index: {e}"
+            ) from None
     from rsgui.encoders import load_trained_encoder
 
     model_path = (meta.encoder or {}).get("model_path")
@@ -195,7 +210,9 @@ def search_files(
 
 
 def _put_first(index, codes, idx, score, own):
-    """Move archive tile ``own`` (the query itself) to the front of the tiles at its distance."""
+    """Move archive tile ``own`` (the query itself) to the front of the tiles at its distance;
+    if it was cut off by ties at the k-th distance, it takes the last place at that distance."""
+    binary = index.meta.kind == "binary"
     pos = np.flatnonzero(idx == own)
     if pos.size:
         p = int(pos[0])
@@ -203,9 +220,10 @@ def _put_first(index, codes, idx, score, own):
         idx, score = np.delete(idx, p), np.delete(score, p)
     else:
         own_score = _score_of(index, codes, own)
+        if (own_score > score[-1]) if binary else (own_score < score[-1]):
+            return idx, score  # farther than every result: not listed
         idx, score = idx[:-1], score[:-1]
-    ahead = score < own_score if index.meta.kind == "binary" else score > own_score
-    at = int(np.count_nonzero(ahead))
+    at = int(np.count_nonzero(score < own_score if binary else score > own_score))
     return np.insert(idx, at, own), np.insert(score, at, own_score)
 
 

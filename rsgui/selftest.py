@@ -4,7 +4,8 @@ A bundle can build cleanly and still miss a Qt platform plugin, the GDAL/PROJ da
 that is only imported lazily; this runs the real path a user takes, without a display: open the
 demo archive, read its georeferencing, index it with the training-free ``spectral`` method, save
 and reload the index, query it and check the ranking, run torch (one optimiser step, as training
-does) and safetensors, draw a plot, show the main window and grab it to a PNG.
+does) and safetensors, run the offline Inception weights when installed, draw a plot, show the
+main window and grab it to a PNG.
 
 Each step prints one line ``self-test: <what> ... ok (0.4 s)``; the first failure prints
 ``self-test: <what> ... FAILED (0.1 s): <reason>`` (traceback on stderr) and :func:`run` returns 1.
@@ -63,7 +64,15 @@ def _check(condition: bool, message: str) -> None:
 def step_qt(ctx: Context) -> str:
     from PySide6.QtWidgets import QApplication
 
+    _quiet_offscreen_warnings()
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "rsgui"])
+    try:  # the same names as the application's, for anything keyed on them
+        from rsgui.app.settings import APPLICATION, ORGANISATION
+
+        app.setOrganizationName(ORGANISATION)
+        app.setApplicationName(APPLICATION)
+    except ImportError:
+        pass
     ctx.app = app
     platform = QApplication.platformName()
     _check(bool(platform), "Qt started without a platform plugin")
@@ -183,6 +192,26 @@ def step_torch(ctx: Context) -> str:
     return f"torch {torch.__version__} (one optimiser step) + safetensors round trip"
 
 
+def step_inception(ctx: Context) -> str:
+    """Training ``uahm``/``deephash`` needs the offline Inception v3 weights (optional package):
+    when present they must load and run (TorchScript in a bundle); when absent, say so."""
+    try:
+        from training.inception import InceptionUnavailable, default_weights_path, load_inception
+    except ImportError:
+        return "training modules not installed, Inception check skipped"
+    import torch
+
+    try:
+        path = default_weights_path()
+    except InceptionUnavailable:
+        return "offline Inception v3 weights not installed (needed to train uahm/deephash), skipped"
+    model = load_inception(path, input_size=75)
+    feats = model(torch.rand(1, 3, 64, 64))
+    _check(tuple(feats.shape) == (1, 2048), f"Inception gave features shaped {tuple(feats.shape)}")
+    _check(bool(torch.isfinite(feats).all()), "Inception gave non-finite features")
+    return f"offline Inception v3 weights load and run ({path.stat().st_size / 2**20:.0f} MB)"
+
+
 def step_plot(ctx: Context) -> str:
     """Figures are exported with matplotlib's Agg backend (fonts and matplotlibrc must be there)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -220,7 +249,11 @@ def step_window(ctx: Context) -> str:
             QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
             _check(time.monotonic() < deadline, "the main window was not shown within 5 s")
         QCoreApplication.processEvents()
-        shown = _seconds_since_process_start()
+        # the window icon is an SVG from resources/: proves both the folder and Qt's SVG plugin
+        _check(
+            not window.windowIcon().pixmap(32, 32).isNull(),
+            "the window icon is missing (resources/ folder or Qt's SVG icon plugin not found)",
+        )
         pixmap = window.grab()
         _check(not pixmap.isNull(), "grabbing the main window gave an empty image")
         path = ctx.workdir / "selftest-window.png"
@@ -230,8 +263,7 @@ def step_window(ctx: Context) -> str:
         window.close()
         window.deleteLater()
         QCoreApplication.processEvents()
-    since = "" if shown is None else f", first window {shown:.1f} s after process start"
-    return f"main window shown and grabbed ({size} PNG){since}"
+    return f"main window shown with its icon and grabbed ({size} PNG)"
 
 
 STEPS: list[tuple[str, Callable[[Context], str]]] = [
@@ -241,6 +273,7 @@ STEPS: list[tuple[str, Callable[[Context], str]]] = [
     ("spectral index", step_index),
     ("query ranking", step_query),
     ("torch + safetensors", step_torch),
+    ("Inception weights", step_inception),
     ("plotting", step_plot),
     ("main window", step_window),
 ]
@@ -303,21 +336,31 @@ def _isolate_user_folders(root: Path) -> None:
     """Point settings and per-user folders into ``root``: a self-test leaves no trace."""
     for var in _USER_DIR_VARS:
         os.environ[var] = str(root / var.lower())
+    _isolate_settings(root)
+
+
+def _isolate_settings(root: Path) -> None:
     from PySide6.QtCore import QSettings
 
     for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
         QSettings.setPath(fmt, QSettings.Scope.UserScope, str(root / "settings"))
 
 
-def _seconds_since_process_start() -> float | None:
-    """Wall time since this process started (Linux /proc), for the time-to-first-window figure."""
-    try:
-        stat = Path("/proc/self/stat").read_text()
-        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
+def _quiet_offscreen_warnings() -> None:
+    """The offscreen platform warns that it ignores window size hints; that is expected here."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    previous = None
+
+    def handler(mode, context, message):
+        if "propagateSizeHints" in message:
+            return
+        if previous is not None:
+            previous(mode, context, message)
+        else:
+            print(message, file=sys.stderr or sys.__stderr__)
+
+    previous = qInstallMessageHandler(handler)
 
 
 def _qt_version() -> str:

@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 
 from rsgui.bands import Normalisation, resolve_band_set
-from rsgui.features import FeatureKind, band_stretch, extract, feature_dim
+from rsgui.features import FeatureKind, extract, feature_dim
 from rsgui.indexing import Cancelled
 from rsgui.projection import ItqProjection
 
@@ -122,7 +122,9 @@ class SpectralEncoder:
             raise ValueError(f"bits must be >= 1, got {bits}")
         n = len(archive)
         if n < 2:
-            raise ValueError(f"the spectral method needs at least 2 tiles to fit, the archive has {n}")
+            raise ValueError(
+                f"the spectral method needs at least 2 tiles to fit, the archive has {n}"
+            )
         rng = np.random.default_rng(settings.seed)
         chosen = np.arange(n)
         if n > max_fit_tiles:
@@ -141,7 +143,9 @@ class SpectralEncoder:
 
         probe = cls._unfitted(band_names, archive.normalisation, settings, tile_shape, low, high)
         feats, done = [], 0
-        for batch in archive.iter_batches(bands=list(band_names), batch_size=batch_size, indices=chosen):
+        for batch in archive.iter_batches(
+            bands=list(band_names), batch_size=batch_size, indices=chosen
+        ):
             _check_cancel(cancel)
             feats.append(probe.features(batch.pixels))
             done += len(batch.pixels)
@@ -149,9 +153,7 @@ class SpectralEncoder:
                 progress(done, total, "fitting spectral features")
         _check_cancel(cancel)
         x = np.concatenate(feats)
-        projection = ItqProjection.fit(
-            x, bits, seed=settings.seed, n_iter=settings.itq_iterations
-        )
+        projection = ItqProjection.fit(x, bits, seed=settings.seed, n_iter=settings.itq_iterations)
         return cls(
             band_names, projection, archive.normalisation, settings, tile_shape, low, high, total
         )
@@ -180,10 +182,8 @@ class SpectralEncoder:
                 f"raw colour features need {self.tile_shape[0]}x{self.tile_shape[1]} tiles, "
                 f"got {pixels.shape[2]}x{pixels.shape[3]}"
             )
-        if self.band_low is not None:
-            pixels = band_stretch(pixels, self.band_low, self.band_high)
         s = self.settings
-        return extract(pixels, s.feature, s.bins, s.patch, s.power)
+        return extract(pixels, s.feature, s.bins, s.patch, s.power, self.band_low, self.band_high)
 
     def encode(self, pixels: np.ndarray) -> np.ndarray:
         """(N, bits) float32 codes; ``code > 0`` is the bit."""
@@ -245,7 +245,9 @@ class SpectralEncoder:
 def _band_percentiles(archive, band_names, indices, percentiles, rng, cancel, batch_size):
     """Per-band (low, high) percentiles from a random sample of pixels of ``indices`` tiles."""
     samples = []
-    for batch in archive.iter_batches(bands=list(band_names), batch_size=batch_size, indices=indices):
+    for batch in archive.iter_batches(
+        bands=list(band_names), batch_size=batch_size, indices=indices
+    ):
         _check_cancel(cancel)
         px = batch.pixels.reshape(len(batch.pixels), len(band_names), -1)
         k = min(_STRETCH_PIXELS_PER_TILE, px.shape[2])

@@ -31,6 +31,7 @@ def write_tile():
     ``value``: None (reproducible random DNs), a number (every pixel), or an array
     (bands, h, w). ``size``: int or (h, w). ``crs``: True (UTM 31N, 10 m), False, or an EPSG code.
     ``descriptions``: band descriptions to store in the file. ``driver``: GTiff, JPEG, PNG...
+    Other keywords are creation options (``interleave="band"``, ``compress="deflate"``...).
     """
     import rasterio
     from affine import Affine
@@ -46,6 +47,7 @@ def write_tile():
         descriptions=None,
         driver: str = "GTiff",
         origin: tuple[float, float] = (500_000.0, 5_000_000.0),
+        **creation,
     ) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +62,7 @@ def write_tile():
             data = np.asarray(value).astype(dtype)
             bands, h, w = data.shape
         profile = {"driver": driver, "dtype": dtype, "count": bands, "height": h, "width": w}
+        profile.update(creation)
         if crs:
             epsg = 32631 if crs is True else int(crs)
             profile.update(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 import os
 import shutil
 from pathlib import Path
@@ -34,17 +35,23 @@ def small(tmp_path, write_tile):
 
 
 class OpenCounter:
-    """Counts rasterio.open calls (a warm open must make none)."""
+    """Counts header reads and rasterio.open calls (a warm open must make none)."""
 
     def __init__(self, monkeypatch):
-        self.n = 0
-        real = rasterio.open
+        self.n = 0  # headers read
+        self.gdal = 0  # rasterio.open calls
+        real_open, real_header = rasterio.open, mf.read_header
 
-        def counting(*a, **k):
+        def counting_open(*a, **k):
+            self.gdal += 1
+            return real_open(*a, **k)
+
+        def counting_header(*a, **k):
             self.n += 1
-            return real(*a, **k)
+            return real_header(*a, **k)
 
-        monkeypatch.setattr(rasterio, "open", counting)
+        monkeypatch.setattr(rasterio, "open", counting_open)
+        monkeypatch.setattr(mf, "read_header", counting_header)
 
 
 # --------------------------------------------------------------------------- basic layout
@@ -325,7 +332,7 @@ def test_warm_open_reads_no_header(small, monkeypatch):
     assert (small / ".rsgui" / "manifest.json").is_file() and not cold.cache_hit
     counter = OpenCounter(monkeypatch)
     warm = Archive.open(small)
-    assert counter.n == 0 and warm.cache_hit
+    assert counter.n == 0 and counter.gdal == 0 and warm.cache_hit
     assert warm.records == cold.records and warm.problems == cold.problems
     assert warm.band_names == cold.band_names and warm.classes == cold.classes
 
@@ -351,22 +358,70 @@ def test_cache_invalidation(change, small, write_tile, monkeypatch):
     assert counter.n == 0
 
 
-def test_read_only_archive_uses_user_cache(small, tmp_path, monkeypatch):
+@pytest.mark.parametrize("how", ["writes-refused", "cache-folder-blocked"])
+def test_read_only_archive_uses_user_cache(how, small, tmp_path, monkeypatch):
     cache_home = tmp_path / "xdg"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
-    real_write = mf.atomic_write_text
+    if how == "writes-refused":  # tests run as root: chmod would not stop the writes
+        real_save = mf._save
 
-    def refuse_in_archive(path, text):
-        if small.resolve() in Path(path).resolve().parents:
-            raise PermissionError(13, "Read-only file system", str(path))
-        real_write(path, text)
+        def refuse_in_archive(path, manifest):
+            if small.resolve() in Path(path).resolve().parents:
+                raise PermissionError(13, "Read-only file system", str(path))
+            real_save(path, manifest)
 
-    monkeypatch.setattr(mf, "atomic_write_text", refuse_in_archive)
+        monkeypatch.setattr(mf, "_save", refuse_in_archive)
+    else:
+        (small / ".rsgui").write_text("a file where the cache folder would go")
     a = Archive.open(small)
     assert a.cache_path is not None and cache_home in a.cache_path.parents
-    assert not (small / ".rsgui").exists()
+    assert a.cache_path.is_file() and a.cache_path.with_suffix(".npz").is_file()
+    assert not (small / ".rsgui").is_dir()
     counter = OpenCounter(monkeypatch)
     assert len(Archive.open(small)) == 3 and counter.n == 0
+
+
+def test_stale_copy_in_read_only_archive(small, tmp_path, write_tile, monkeypatch):
+    """A stale cache left in an archive that became read-only: the user copy takes over and,
+    once it matches, nothing is read or rewritten."""
+    Archive.open(small)  # cache in the archive
+    write_tile(small / "A" / "A_3.tif", size=16)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    real_save = mf._save
+    saved = []
+
+    def refuse_in_archive(path, manifest):
+        if small.resolve() in Path(path).resolve().parents:
+            raise PermissionError(13, "Read-only file system", str(path))
+        saved.append(path)
+        real_save(path, manifest)
+
+    monkeypatch.setattr(mf, "_save", refuse_in_archive)
+    counter = OpenCounter(monkeypatch)
+    assert len(Archive.open(small)) == 4 and counter.n == 1 and len(saved) == 1
+    again = Archive.open(small)
+    assert len(again) == 4 and counter.n == 1 and len(saved) == 1
+    assert again.cache_path == saved[0]
+
+
+@pytest.mark.parametrize("damage", ["garbage-json", "npz-missing", "other-write"])
+def test_damaged_cache_is_ignored(damage, small, monkeypatch):
+    first = Archive.open(small)
+    path = first.cache_path
+    if damage == "garbage-json":
+        path.write_text("{not json")
+    elif damage == "npz-missing":
+        path.with_suffix(".npz").unlink()
+    else:  # the JSON half of another write: tokens differ
+        meta = json.loads(path.read_text())
+        meta["token"] = "0" * 32
+        path.write_text(json.dumps(meta))
+    counter = OpenCounter(monkeypatch)
+    a = Archive.open(small)
+    assert counter.n == 3 and a.records == first.records
+    counter.n = 0
+    Archive.open(small)
+    assert counter.n == 0  # rewritten
 
 
 def test_no_cache_option(small):
@@ -430,3 +485,53 @@ def test_copy_of_archive_keeps_cache_valid(small, tmp_path, monkeypatch):
     shutil.copytree(small, copy, copy_function=shutil.copy2)
     counter = OpenCounter(monkeypatch)
     assert len(Archive.open(copy)) == 3 and counter.n == 0
+
+
+# --------------------------------------------------------------------------- plain GeoTIFF fast path
+def _gdal_header(path: Path, monkeypatch) -> dict:
+    with monkeypatch.context() as m:
+        m.setattr(mf, "FAST_TIFF", False)
+        with rasterio.Env(**mf.GDAL_ENV):
+            return mf.read_header(path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "plain"),
+    [
+        ({}, True),
+        ({"dtype": "uint8", "bands": 3}, True),
+        ({"dtype": "int16", "interleave": "band"}, True),
+        ({"dtype": "float32", "bands": 2, "crs": 32733}, True),
+        ({"bands": 2, "crs": 4326}, False),  # geographic keys carry ellipsoid values: GDAL
+        ({"crs": False, "descriptions": [f"B{i:02d} (band {i})" for i in range(1, 14)]}, True),
+        ({"descriptions": [f"B{i:02d} & <x>" for i in range(1, 14)]}, False),  # XML escapes
+        ({"ENDIANNESS": "BIG", "bands": 4}, True),
+        ({"tiled": True, "blockxsize": 16, "blockysize": 16}, False),
+        ({"compress": "deflate"}, False),
+    ],
+)
+def test_plain_tiff_header_matches_gdal(kwargs, plain, tmp_path, write_tile, monkeypatch):
+    p = write_tile(tmp_path / "t.tif", size=(24, 20), **kwargs)
+    fast = mf.read_header(p)
+    assert ("raw" in fast) == plain
+    assert {k: v for k, v in fast.items() if k != "raw"} == _gdal_header(p, monkeypatch)
+    with rasterio.open(p) as src:
+        ref = src.read([src.count, 1])
+    if plain:
+        got = mf.read_raw_pixels(str(p), fast, [fast["count"], 1])
+        assert got.dtype == ref.dtype and np.array_equal(got, ref)
+    b = read_tile_file(p, normalisation=Normalisation(1e9, 1.0))  # file values as float
+    assert np.array_equal(b.pixels[0, [-1, 0]], ref.astype(np.float32))
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["plain", "gdal"])
+def test_both_readers_give_the_same_archive(fast, tmp_path, write_tile, monkeypatch):
+    monkeypatch.setattr(mf, "FAST_TIFF", fast)
+    write_tile(tmp_path / "A/a.tif", value=ramp(13, 8), size=8)
+    write_tile(tmp_path / "A/b.tif", value=ramp(13, 8), size=8, descriptions=S2_BANDS)
+    (tmp_path / "A/c.tif").write_bytes(b"II*\x00" + b"\x00" * 50)
+    a = Archive.open(tmp_path, use_cache=False)
+    assert [p.path for p in a.problems] == ["A/c.tif"]
+    b8a = np.rint(a.read([0, 1], ["B8A"]).pixels[:, 0, 0, 0] * 4095).tolist()
+    assert b8a == [1200, 800]
+    assert a.records[0].georef.crs == "EPSG:32631"

@@ -20,6 +20,18 @@ def brute_force(db, q, bits, k):
     return idx, np.take_along_axis(dist, idx, 1), dist
 
 
+def have_numba():
+    return hamming.numba_available()
+
+
+BACKENDS = [
+    "numpy",
+    pytest.param(
+        "numba", marks=pytest.mark.skipif(not have_numba(), reason="numba is not installed")
+    ),
+]
+
+
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Force several scan tiles, a strided threshold sample and partial tiles on small archives."""
@@ -27,13 +39,15 @@ def small_blocks(monkeypatch):
     monkeypatch.setattr(hamming, "SINGLE_BLOCK", 37)
     monkeypatch.setattr(hamming, "BATCH_BLOCK", 23)
     monkeypatch.setattr(hamming, "QUERY_BLOCK", 3)
+    monkeypatch.setattr(hamming, "NUMBA_BLOCK", 50)  # not a multiple of the 64-code skip chunk
 
 
 @pytest.mark.parametrize("bits", [8, 16, 48, 64, 100, 128, 256])
 @pytest.mark.parametrize("n_queries", [1, 7])
-@pytest.mark.parametrize("k", [1, 10, 400])
+@pytest.mark.parametrize("k", [1, 10, 60, 400])
 @pytest.mark.parametrize("blocks", ["default", "small"])
-def test_topk_matches_brute_force(bits, n_queries, k, blocks, request):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_topk_matches_brute_force(bits, n_queries, k, blocks, backend, request):
     if blocks == "small":
         request.getfixturevalue("small_blocks")
     rng = np.random.default_rng(bits * 1000 + n_queries * 10 + k)
@@ -41,7 +55,7 @@ def test_topk_matches_brute_force(bits, n_queries, k, blocks, request):
     n = 300
     db = random_codes(rng, n, bits)
     q = random_codes(rng, n_queries, bits)
-    idx, dist = hamming_topk(PackedCodes(db, bits), q, k)
+    idx, dist = hamming_topk(PackedCodes(db, bits), q, k, backend=backend)
     ref_idx, ref_dist, _ = brute_force(db, q, bits, k)
     assert idx.shape == dist.shape == (n_queries, min(k, n))
     assert idx.dtype == np.int64 and dist.dtype == np.int32
@@ -49,18 +63,23 @@ def test_topk_matches_brute_force(bits, n_queries, k, blocks, request):
     np.testing.assert_array_equal(idx, ref_idx)
 
 
-def test_ties_follow_archive_order():
-    # rows 1, 3 and 4 all equal the query; row 0 and 2 are one bit away
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ties_follow_archive_order(backend):
+    # rows 1, 3 and 4 all equal the query; rows 0 and 2 are one bit away
     db = np.array([[0b0001], [0], [0b1000], [0], [0]], dtype=np.uint8) << 4
     q = np.zeros((1, 1), np.uint8)
-    idx, dist = hamming_topk(db, q, 4)
+    idx, dist = hamming_topk(db, q, 4, backend=backend)
     np.testing.assert_array_equal(idx, [[1, 3, 4, 0]])
     np.testing.assert_array_equal(dist, [[0, 0, 0, 1]])
+    # k=1 of 40 rows (the scanning path, not the full sort): the first exact match wins
+    db = np.repeat(db, 8, axis=0)
+    assert hamming_topk(db, q, 1, backend=backend)[0].tolist() == [[8]]
 
 
-def test_all_identical_codes_keep_archive_order(small_blocks):
-    db = np.full((100, 8), 0xAB, np.uint8)
-    idx, dist = hamming_topk(db, db[:2], 30)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_all_identical_codes_keep_archive_order(small_blocks, backend):
+    db = np.full((200, 8), 0xAB, np.uint8)
+    idx, dist = hamming_topk(db, db[:2], 30, backend=backend)
     np.testing.assert_array_equal(idx, np.tile(np.arange(30), (2, 1)))
     assert not dist.any()
 
@@ -72,6 +91,42 @@ def test_low_threshold_estimate_falls_back_to_exact(monkeypatch):
     monkeypatch.setattr(hamming, "_estimate_thresholds", lambda db, qw, k: np.zeros(len(qw), int))
     idx, dist = hamming_topk(db, q, 20)
     ref_idx, ref_dist, _ = brute_force(db, q, 64, 20)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(dist, ref_dist)
+
+
+@pytest.mark.skipif(not have_numba(), reason="numba is not installed")
+@pytest.mark.parametrize("bits", [8, 64, 128])
+def test_numba_kernel_compacts_a_full_buffer(bits):
+    # a tiny candidate buffer forces the compaction path many times; few bits give many ties
+    rng = np.random.default_rng(bits)
+    db = random_codes(rng, 2000, bits)
+    q = random_codes(rng, 5, bits)
+    packed = PackedCodes(db, bits)
+    kernel = hamming._numba_kernel()
+    for k in (1, 5, 40):
+        idx, dist = kernel(packed.words, hamming.to_words(q), k, bits, 128, k + 3)
+        ref_idx, ref_dist, _ = brute_force(db, q, bits, k)
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_array_equal(dist, ref_dist)
+
+
+def test_backend_choice(monkeypatch):
+    with pytest.raises(ValueError, match="unknown Hamming backend"):
+        hamming_topk(np.zeros((3, 1), np.uint8), np.zeros((1, 1), np.uint8), 1, backend="gpu")
+    monkeypatch.setenv("RSGUI_HAMMING_BACKEND", "numpy")
+    assert hamming._choose_backend(None, 10**7) == "numpy"
+    monkeypatch.setenv("RSGUI_HAMMING_BACKEND", "auto")
+    assert hamming._choose_backend(None, 10) == "numpy"  # small archives never compile anything
+
+
+def test_queries_are_processed_in_chunks(monkeypatch):
+    monkeypatch.setattr(hamming, "CHUNK_ENTRIES", 1)  # one query per chunk
+    rng = np.random.default_rng(9)
+    db = random_codes(rng, 100, 32)
+    q = random_codes(rng, 6, 32)
+    ref_idx, ref_dist, _ = brute_force(db, q, 32, 5)
+    idx, dist = hamming_topk(db, q, 5)
     np.testing.assert_array_equal(idx, ref_idx)
     np.testing.assert_array_equal(dist, ref_dist)
 

@@ -7,7 +7,11 @@ name, never by position. Stretches (per band, per tile):
 - ``cumulative``: clip at the ``low_pct``/``high_pct`` percentiles (2-98 % by default, as QGIS);
 - ``minmax``: the band's minimum and maximum;
 - ``stddev``: mean ± 2 standard deviations;
-- ``fixed``: ``fixed_range`` in file values (or -1..1 for NDVI/NDWI).
+- ``fixed``: ``fixed_range`` in file values.
+
+The statistics come from the whole archive (a pixel sample, ``Composite.scope == "archive"``,
+the default: tiles stay comparable) or from the tile itself (``"tile"``). NDVI/NDWI are always
+shown on their absolute -1..1 scale so that a colour means the same value in every tile.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from rsgui.app.state import Composite
+from rsgui.app.state import Composite, ReferenceSample
 from rsgui.bands import COMPOSITES, INDICES, MissingBandsError, band_indices
 
 COLORMAPS: tuple[str, ...] = ("gray", "viridis", "magma", "inferno", "cividis", "terrain", "RdYlGn")
@@ -91,11 +95,39 @@ def apply_stretch(band: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0)
 
 
-def stretch(band: np.ndarray, composite: Composite, *, is_index: bool = False) -> np.ndarray:
-    """One band (or index) stretched to 0..1 as the composite says."""
-    fixed = (-1.0, 1.0) if is_index else composite.fixed_range
-    lo, hi = stretch_limits(band, composite.stretch, composite.low_pct, composite.high_pct, fixed)
-    return apply_stretch(band, lo, hi)
+def band_limits(
+    band: np.ndarray,
+    composite: Composite,
+    name: str | None = None,
+    reference: ReferenceSample | None = None,
+) -> tuple[float, float]:
+    """Display range of one band: from the archive's sample when the composite's scope is
+    ``archive`` and the sample has the band, else from the band itself."""
+    c = composite
+    if c.stretch != "fixed" and c.scope == "archive" and reference is not None and name:
+        key = (name, c.stretch, c.low_pct, c.high_pct)
+        cached = reference._limits.get(key)
+        if cached is not None:
+            return cached
+        sample = reference.band(name)
+        if sample is not None and sample.size:
+            lim = stretch_limits(sample, c.stretch, c.low_pct, c.high_pct, c.fixed_range)
+            reference._limits[key] = lim
+            return lim
+    return stretch_limits(band, c.stretch, c.low_pct, c.high_pct, c.fixed_range)
+
+
+def stretch(
+    band: np.ndarray,
+    composite: Composite,
+    name: str | None = None,
+    reference: ReferenceSample | None = None,
+) -> np.ndarray:
+    """One band stretched to 0..1 as the composite says."""
+    return apply_stretch(band, *band_limits(band, composite, name, reference))
+
+
+INDEX_RANGE = (-1.0, 1.0)  # indices are shown on their absolute scale, so colours keep meaning
 
 
 def normalised_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -134,7 +166,12 @@ def to_uint8(unit: np.ndarray) -> np.ndarray:
     return (np.clip(unit, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def render(raw: np.ndarray, band_names: tuple[str, ...], composite: Composite) -> np.ndarray:
+def render(
+    raw: np.ndarray,
+    band_names: tuple[str, ...],
+    composite: Composite,
+    reference: ReferenceSample | None = None,
+) -> np.ndarray:
     """``(H, W, 3)`` uint8 picture of one tile. Raises :class:`MissingBandsError` when the tile
     lacks a band the composite needs (callers disable such choices instead)."""
     raw = np.asarray(raw)
@@ -142,28 +179,36 @@ def render(raw: np.ndarray, band_names: tuple[str, ...], composite: Composite) -
         raise ValueError(f"expected ({len(band_names)}, H, W) values, got {raw.shape}")
     if composite.mode == "rgb":
         idx = band_indices(band_names, composite.rgb)
-        channels = [stretch(raw[i], composite) for i in idx]
+        channels = [
+            stretch(raw[i], composite, n, reference)
+            for i, n in zip(idx, composite.rgb, strict=True)
+        ]
         return to_uint8(np.stack(channels, axis=-1))
     if composite.mode == "single":
         (i,) = band_indices(band_names, (composite.band,))
-        unit = stretch(raw[i], composite)
+        unit = stretch(raw[i], composite, composite.band, reference)
         return colormap_lut(composite.colormap)[to_uint8(unit)]
     if composite.mode == "index":
         if composite.index not in INDICES:
             raise ValueError(f"unknown index {composite.index!r}")
         nd = spectral_index(raw, band_names, composite.index)
-        unit = stretch(nd, composite, is_index=True)
+        unit = apply_stretch(nd, *INDEX_RANGE)
         cmap = INDEX_COLORMAPS.get(composite.index, composite.colormap)
         return colormap_lut(cmap)[to_uint8(unit)]
     raise ValueError(f"unknown composite mode {composite.mode!r}")
 
 
-def render_safe(raw: np.ndarray, band_names: tuple[str, ...], composite: Composite) -> np.ndarray:
+def render_safe(
+    raw: np.ndarray,
+    band_names: tuple[str, ...],
+    composite: Composite,
+    reference: ReferenceSample | None = None,
+) -> np.ndarray:
     """Like :func:`render` but falls back to a composite the tile supports."""
     try:
-        return render(raw, band_names, composite)
+        return render(raw, band_names, composite, reference)
     except MissingBandsError:
-        return render(raw, band_names, fallback_composite(composite, tuple(band_names)))
+        return render(raw, band_names, fallback_composite(composite, tuple(band_names)), reference)
 
 
 def band_statistics(raw: np.ndarray, band_names: tuple[str, ...]) -> list[dict]:

@@ -13,6 +13,7 @@ Signals (all emitted on the GUI thread):
 - ``indexesChanged()``: the list of indexes found for the archive changed.
 - ``indexChanged()``: :attr:`AppState.index` (the one searched) replaced.
 - ``resultsChanged()``: :attr:`AppState.results` replaced.
+- ``referenceChanged()``: :attr:`AppState.reference` (archive pixel sample for stretches) replaced.
 - ``deviceChanged(str)``: compute device for training/encoding (``"cpu"``, ``"cuda"``...).
 - ``notified(Notice)``: a message for the status bar and the notification area.
 """
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from rsgui.app.workers import TaskManager
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 Stretch = Literal["cumulative", "minmax", "stddev", "fixed"]
 Mode = Literal["rgb", "single", "index"]
+SCOPES: dict[str, str] = {"archive": "whole archive", "tile": "this tile"}
 STRETCHES: dict[str, str] = {
     "cumulative": "2–98 % cumulative cut",
     "minmax": "Min–max",
@@ -62,6 +65,7 @@ class Composite:
     high_pct: float = 98.0
     fixed_range: tuple[float, float] = (0.0, 3000.0)
     preset: str | None = "True colour"
+    scope: Literal["archive", "tile"] = "archive"  # stretch statistics of the archive or the tile
 
     def with_(self, **changes: Any) -> Composite:
         return replace(self, **changes)
@@ -71,7 +75,7 @@ class Composite:
             "mode": self.mode, "rgb": list(self.rgb), "band": self.band,
             "colormap": self.colormap, "index": self.index, "stretch": self.stretch,
             "low_pct": self.low_pct, "high_pct": self.high_pct,
-            "fixed_range": list(self.fixed_range), "preset": self.preset,
+            "fixed_range": list(self.fixed_range), "preset": self.preset, "scope": self.scope,
         }  # fmt: skip
 
     @classmethod
@@ -90,9 +94,57 @@ class Composite:
                 high_pct=float(d.get("high_pct", base.high_pct)),
                 fixed_range=tuple(float(v) for v in d.get("fixed_range", base.fixed_range))[:2],
                 preset=d.get("preset", base.preset),
+                scope=d.get("scope") if d.get("scope") in ("archive", "tile") else base.scope,
             )  # fmt: skip
         except (TypeError, ValueError):
             return base
+
+
+@dataclass
+class ReferenceSample:
+    """Pixels sampled across the archive (file values, the same positions in every band), so a
+    stretch can use the archive's statistics: tiles then look alike when they are alike (a lake
+    stays dark instead of being stretched into noise)."""
+
+    band_names: tuple[str, ...]
+    pixels: np.ndarray  # (C, n) float32
+    n_tiles: int = 0
+    _limits: dict = field(default_factory=dict, repr=False)
+
+    def band(self, name: str) -> np.ndarray | None:
+        try:
+            return self.pixels[self.band_names.index(name)]
+        except ValueError:
+            return None
+
+
+def sample_archive(
+    archive, max_tiles: int = 256, pixels_per_tile: int = 256, seed: int = 0, cancel=None
+) -> ReferenceSample:
+    """A :class:`ReferenceSample` from up to ``max_tiles`` tiles spread over the archive."""
+    import numpy as np
+
+    n = len(archive)
+    rng = np.random.default_rng(seed)
+    picks = np.unique(np.linspace(0, n - 1, num=min(n, max_tiles)).astype(int)) if n else []
+    chunks = []
+    for i in picks:
+        if cancel is not None and cancel():
+            break
+        try:
+            raw = archive.read_raw(int(i))
+        except Exception:  # an unreadable tile is reported elsewhere
+            continue
+        c = raw.shape[0]
+        flat = raw.reshape(c, -1)
+        k = min(pixels_per_tile, flat.shape[1])
+        chunks.append(flat[:, rng.choice(flat.shape[1], size=k, replace=False)].astype(np.float32))
+    pixels = (
+        np.concatenate(chunks, axis=1)
+        if chunks
+        else np.zeros((len(archive.band_names), 0), np.float32)
+    )
+    return ReferenceSample(tuple(archive.band_names), pixels, len(chunks))
 
 
 @dataclass(frozen=True)
@@ -173,10 +225,12 @@ class AppState(QObject):
     resultsChanged = Signal()
     deviceChanged = Signal(str)
     notified = Signal(object)
+    referenceChanged = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.archive: Archive | None = None
+        self.reference: ReferenceSample | None = None
         self.composite = Composite()
         self.selected: TileRef | None = None
         self.query: TileRef | None = None
@@ -195,9 +249,13 @@ class AppState(QObject):
     def archive_root(self) -> Path | None:
         return None if self.archive is None else Path(self.archive.root)
 
-    def set_archive(self, archive: Archive | None) -> None:
-        """Replace the open archive; resets query, index and results that belonged to the old one."""
+    def set_archive(
+        self, archive: Archive | None, reference: ReferenceSample | None = None
+    ) -> None:
+        """Replace the open archive; resets query, index and results that belonged to the old one.
+        ``reference``: pixels sampled over the archive for archive-wide stretches."""
         self.archive = archive
+        self.reference = reference
         self.selected = None
         self.query = None
         self.index = None
@@ -225,6 +283,10 @@ class AppState(QObject):
         if composite != self.composite:
             self.composite = composite
             self.compositeChanged.emit(composite)
+
+    def set_reference(self, reference: ReferenceSample | None) -> None:
+        self.reference = reference
+        self.referenceChanged.emit()
 
     def select_tile(self, ref: TileRef | None) -> None:
         self.selected = ref

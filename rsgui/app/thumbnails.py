@@ -8,8 +8,10 @@ queued signal into an LRU cache. This scales to archives of tens of thousands of
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from rsgui.app.render import render_safe
-from rsgui.app.state import Composite
+from rsgui.app.state import Composite, ReferenceSample
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +60,22 @@ class _RenderThread(QThread):
 
     rendered = Signal(object, int, QImage)  # key, generation, image
     failed = Signal(object, int, str)
+    dropped = Signal(object, int)  # key, generation: fell off the queue, may be asked again
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._queue: deque[tuple[Hashable, int, Loader, Composite, int]] = deque()
+        self._queue: deque[tuple] = deque()
         self._cond = threading.Condition()
         self._stop = False
 
-    def submit(self, key: Hashable, gen: int, loader: Loader, comp: Composite, size: int) -> None:
+    def submit(
+        self, key: Hashable, gen: int, loader: Loader, comp: Composite, ref, size: int
+    ) -> None:
         with self._cond:
-            self._queue.append((key, gen, loader, comp, size))
+            self._queue.append((key, gen, loader, comp, ref, size))
             while len(self._queue) > 400:  # far off-screen requests are dropped, re-asked later
-                self._queue.popleft()
+                old = self._queue.popleft()
+                self.dropped.emit(old[0], old[1])
             self._cond.notify()
 
     def clear(self) -> None:
@@ -90,10 +96,10 @@ class _RenderThread(QThread):
                     self._cond.wait()
                 if self._stop:
                     return
-                key, gen, loader, comp, size = self._queue.pop()
+                key, gen, loader, comp, ref, size = self._queue.pop()
             try:
                 raw, band_names = loader()
-                img = numpy_to_qimage(render_safe(raw, band_names, comp))
+                img = numpy_to_qimage(render_safe(raw, band_names, comp, ref))
                 if img.width() != size:
                     img = img.scaled(
                         size, size, Qt.AspectRatioMode.KeepAspectRatio,
@@ -114,12 +120,14 @@ class ThumbnailCache(QObject):
     """
 
     ready = Signal(object)
+    invalidated = Signal()
 
     def __init__(self, capacity: int = 3000, size: int = THUMB, parent: QObject | None = None):
         super().__init__(parent)
         self.capacity = capacity
         self.size = size
         self.composite = Composite()
+        self.reference: ReferenceSample | None = None
         self._cache: OrderedDict[Hashable, QPixmap] = OrderedDict()
         self._pending: set[Hashable] = set()
         self._failed: set[Hashable] = set()
@@ -128,11 +136,18 @@ class ThumbnailCache(QObject):
         self._thread = _RenderThread(self)
         self._thread.rendered.connect(self._on_rendered)
         self._thread.failed.connect(self._on_failed)
+        self._thread.dropped.connect(self._on_dropped)
         self._thread.start(QThread.Priority.LowPriority)
+        _LIVE.add(self)
 
     def set_composite(self, composite: Composite) -> None:
         if composite != self.composite:
             self.composite = composite
+            self.invalidate()
+
+    def set_reference(self, reference: ReferenceSample | None) -> None:
+        if reference is not self.reference:
+            self.reference = reference
             self.invalidate()
 
     def invalidate(self) -> None:
@@ -141,6 +156,7 @@ class ThumbnailCache(QObject):
         self._pending.clear()
         self._failed.clear()
         self._thread.clear()
+        self.invalidated.emit()
 
     def get(self, key: Hashable) -> QPixmap | None:
         pix = self._cache.get(key)
@@ -152,7 +168,9 @@ class ThumbnailCache(QObject):
         pix = self.get(key)
         if pix is None and key not in self._pending and key not in self._failed:
             self._pending.add(key)
-            self._thread.submit(key, self._generation, loader, self.composite, self.size)
+            self._thread.submit(
+                key, self._generation, loader, self.composite, self.reference, self.size
+            )
         return pix
 
     def is_pending(self) -> bool:
@@ -173,13 +191,26 @@ class ThumbnailCache(QObject):
             self._pending.discard(key)
             self._failed.add(key)
 
-    def forget_pending(self) -> None:
-        """Requests dropped from the worker queue may be asked again (after a scroll)."""
-        self._pending.clear()
-        self._thread.clear()
+    def _on_dropped(self, key: Hashable, gen: int) -> None:
+        if gen == self._generation:
+            self._pending.discard(key)
 
     def shutdown(self) -> None:
         self._thread.stop()
+        _LIVE.discard(self)
+
+
+_LIVE: weakref.WeakSet[ThumbnailCache] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Stop render threads before Python tears Qt down (no 'destroyed while running')."""
+    for cache in list(_LIVE):
+        try:
+            cache.shutdown()
+        except RuntimeError:  # the C++ object is already gone
+            pass
 
 
 @dataclass
@@ -208,13 +239,13 @@ class TileListModel(QAbstractListModel):
         self._row_of: dict[Hashable, int] = {}
         self.archive_root: str = ""
         cache.ready.connect(self._on_ready)
+        cache.invalidated.connect(self._on_invalidated)
 
     def set_items(self, items: list[TileItem]) -> None:
         self.beginResetModel()
         self.items = items
         self._row_of = {it.key: r for r, it in enumerate(items)}
         self.endResetModel()
-        self.cache.forget_pending()
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.items)
@@ -252,6 +283,12 @@ class TileListModel(QAbstractListModel):
         rows = [i.row() for i in indexes if i.isValid()]
         item = self.items[rows[0]] if rows else None
         return tile_mime(item.path, item.archive_index, self.archive_root) if item else QMimeData()
+
+    def _on_invalidated(self) -> None:
+        if self.items:  # the view asks again for the rows it shows
+            self.dataChanged.emit(
+                self.index(0), self.index(len(self.items) - 1), [Qt.ItemDataRole.DecorationRole]
+            )
 
     def _on_ready(self, key: Hashable) -> None:
         row = self._row_of.get(key)
@@ -299,14 +336,21 @@ def parse_tile_mime(mime: QMimeData) -> tuple[str | None, int | None, str]:
 class TileDelegate(QStyledItemDelegate):
     """Thumbnail, caption lines and an optional coloured border (correct/incorrect results)."""
 
-    def __init__(self, thumb: int = THUMB, lines: int = 1, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        thumb: int = THUMB,
+        lines: int = 1,
+        width: int | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.thumb = thumb
         self.lines = lines
+        self.cell_width = width or thumb + 12
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
         fm = option.fontMetrics
-        return QSize(self.thumb + 12, self.thumb + 10 + self.lines * (fm.height() + 1))
+        return QSize(self.cell_width, self.thumb + 10 + self.lines * (fm.height() + 1))
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         painter.save()
@@ -330,8 +374,8 @@ class TileDelegate(QStyledItemDelegate):
         fm = option.fontMetrics
         lines = [str(index.data(Qt.ItemDataRole.DisplayRole) or "")]
         sub = index.data(Qt.ItemDataRole.UserRole)
-        if sub:
-            lines = str(sub).split("\n")[: self.lines - 1] + lines if self.lines > 1 else lines
+        if sub and self.lines > 1:
+            lines = str(sub).split("\n")[: self.lines - 1] + lines
         y = pix_rect.bottom() + 3
         for i, text in enumerate(lines[: self.lines]):
             if i == 0 and self.lines > 1 and sub:
@@ -349,7 +393,7 @@ class TileDelegate(QStyledItemDelegate):
         painter.restore()
 
 
-def make_grid_view(parent=None, lines: int = 1) -> QListView:
+def make_grid_view(parent=None, lines: int = 1, width: int | None = None) -> QListView:
     """A fast icon grid: uniform items, batched layout, drag enabled."""
     view = QListView(parent)
     view.setViewMode(QListView.ViewMode.IconMode)
@@ -364,7 +408,7 @@ def make_grid_view(parent=None, lines: int = 1) -> QListView:
     view.setDragEnabled(True)
     view.setDragDropMode(QListView.DragDropMode.DragOnly)
     view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
-    view.setItemDelegate(TileDelegate(lines=lines, parent=view))
+    view.setItemDelegate(TileDelegate(lines=lines, width=width, parent=view))
     return view
 
 

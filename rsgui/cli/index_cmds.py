@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from rsgui.encoders import ALL_METHODS
 
@@ -23,7 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bands", default=None, help="band set: rgb | ms10 | all (spectral: ms10)")
     p.add_argument("--bits", type=int, default=None, help="code length (spectral: 64)")
     p.add_argument("--out", required=True, help="index to write: OUT.npz + OUT.json")
-    p.add_argument("--preset", default=None, help="archive layout: eurosat-ms | eurosat-rgb | geotiff")
+    p.add_argument(
+        "--preset", default=None, help="archive layout: eurosat-ms | eurosat-rgb | geotiff"
+    )
     p.add_argument("--batch-size", type=int, default=256, help="tiles read at a time")
     p.add_argument(
         "--max-fit-tiles", type=int, default=5000, help="spectral: tiles sampled to fit (5000)"
@@ -58,7 +59,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", default="10,20", help="precision cut-offs, comma separated (10,20)")
     p.add_argument("--pr-csv", default=None, help="write precision-recall points to this CSV")
     p.add_argument(
-        "--pr-step", type=int, default=None, help="results between PR points (500, less for small archives)"
+        "--pr-step",
+        type=int,
+        default=None,
+        help="results between PR points (500, less for small archives)",
     )
     p.set_defaults(func=run_evaluate)
 
@@ -89,6 +93,7 @@ def run_index(args: argparse.Namespace) -> int:
         with ProgressBar("scan") as bar:
             archive = Archive.open(args.archive, preset=args.preset, progress=bar)
         _check_archive(archive)
+        _check_bands(archive, args.bands or "ms10")
         from rsgui.spectral import SpectralEncoder, SpectralSettings
 
         with ProgressBar("fit") as bar:
@@ -125,9 +130,9 @@ def run_index(args: argparse.Namespace) -> int:
                     f"--bands {args.bands} contradicts it (leave --bands out)"
                 )
     with ProgressBar("index") as bar:
-        index = build_index(archive, encoder, progress=bar, batch_size=args.batch_size)
-    if args.model:
-        index.meta.encoder["model_path"] = str(Path(args.model).resolve())
+        index = build_index(
+            archive, encoder, progress=bar, batch_size=args.batch_size, model_path=args.model
+        )
     npz = index.save(args.out)
     print(
         f"indexed {len(index)} tiles of {archive.root} with {encoder.method} "
@@ -146,8 +151,25 @@ def _check_archive(archive) -> None:
     if len(archive) == 0:
         from rsgui.cli import CliError
 
-        reason = f" ({archive.problems[0].path}: {archive.problems[0].reason})" if archive.problems else ""
+        reason = (
+            f" ({archive.problems[0].path}: {archive.problems[0].reason})"
+            if archive.problems
+            else ""
+        )
         raise CliError(f"{archive.root}: no readable tiles{reason}")
+
+
+def _check_bands(archive, bands: str) -> None:
+    from rsgui.bands import MissingBandsError, resolve_band_set
+    from rsgui.cli import CliError
+
+    try:
+        resolve_band_set(bands, archive.band_names)
+    except MissingBandsError as e:
+        raise CliError(
+            f"{archive.root}: the tiles lack band(s) {', '.join(e.missing)} of --bands {bands} "
+            f"(they have {', '.join(archive.band_names)})"
+        ) from None
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -166,7 +188,10 @@ def run_search(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:
-        print(f"wrote {len(rows)} results for {len(args.queries)} queries to {args.out}", file=sys.stderr)
+        print(
+            f"wrote {len(rows)} results for {len(args.queries)} queries to {args.out}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -186,6 +211,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     sys.stdout.write(result.to_markdown())
     if args.pr_csv:
         result.write_pr_csv(args.pr_csv)
-        print(f"wrote {len(result.pr_cut)} precision-recall points to {args.pr_csv}", file=sys.stderr)
+        print(
+            f"wrote {len(result.pr_cut)} precision-recall points to {args.pr_csv}", file=sys.stderr
+        )
     return 0
-

@@ -102,7 +102,6 @@ class BrowserPanel(QWidget):
         self.view.customContextMenuRequested.connect(self._context_menu)
         state.archiveChanged.connect(self._archive_changed)
         state.compositeChanged.connect(self.cache.set_composite)
-        state.compositeChanged.connect(lambda _c: self.view.viewport().update())
         self.cache.set_composite(state.composite)
         self._archive_changed()
 

@@ -383,7 +383,7 @@ class QueryPanel(QWidget):
         srow.addWidget(self.export_geojson_button)
 
         self.model = TileListModel(self.cache, self._loader_for, self)
-        self.view = make_grid_view(self, lines=2)
+        self.view = make_grid_view(self, lines=3, width=124)
         self.view.setModel(self.model)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
 
@@ -496,7 +496,8 @@ class QueryPanel(QWidget):
             else:
                 archive = self.state.archive
                 raw, names = read_raw_file(ref.path, archive.band_names if archive else ())
-            img = numpy_to_qimage(render_safe(raw, tuple(names), self.state.composite))
+            reference = self.state.reference if ref.archive_index is not None else None
+            img = numpy_to_qimage(render_safe(raw, tuple(names), self.state.composite, reference))
             pix = QPixmap.fromImage(img).scaled(
                 128,
                 128,
@@ -687,7 +688,7 @@ class QueryPanel(QWidget):
                 key = ("a", r.archive_index) if r.archive_index is not None else ("f", r.path)
                 items.append(
                     TileItem(
-                        key=key, title=Path(r.path).name, subtitle=f"#{r.rank} · {d} · {r.label or '—'}",
+                        key=key, title=Path(r.path).name, subtitle=f"#{r.rank}   {d}\n{r.label or '—'}",
                         archive_index=r.archive_index, path=r.path, border=border,
                         tooltip=f"{r.path}\nclass {r.label or '—'}\n{d}",
                     )

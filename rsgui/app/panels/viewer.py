@@ -28,15 +28,16 @@ from superqt.utils import qdebounced, qthrottled
 from rsgui.app.render import (
     COLORMAPS,
     INDEX_COLORMAPS,
+    INDEX_RANGE,
     band_histogram,
+    band_limits,
     missing_bands,
     pixel_values,
     render,
     required_bands,
     spectral_index,
-    stretch_limits,
 )
-from rsgui.app.state import STRETCHES, AppState, Composite, TileRef
+from rsgui.app.state import SCOPES, STRETCHES, AppState, Composite, TileRef
 from rsgui.bands import COMPOSITES, INDICES, S2_BANDS
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,9 @@ class ViewerPanel(QWidget):
         self.stretch_combo = QComboBox()
         for key, text in STRETCHES.items():
             self.stretch_combo.addItem(text, key)
+        self.scope_combo = QComboBox()
+        for key, text in SCOPES.items():
+            self.scope_combo.addItem(f"statistics of {text}", key)
         self.low_spin = _spin(0, 49.9, 0.5, " %")
         self.high_spin = _spin(50.1, 100, 0.5, " %")
         self.fmin_spin = _spin(-1e6, 1e6, 50, "")
@@ -149,7 +153,8 @@ class ViewerPanel(QWidget):
         grid.addWidget(self.rgb_row, 1, 0, 1, 6)
         grid.addWidget(self.single_row, 2, 0, 1, 6)
         grid.addWidget(self.index_row, 3, 0, 1, 6)
-        grid.addWidget(QLabel("Stretch"), 4, 0)
+        self.stretch_label = QLabel("Stretch")
+        grid.addWidget(self.stretch_label, 4, 0)
         grid.addWidget(self.stretch_combo, 4, 1)
         self.pct_row = QWidget()
         pct = QHBoxLayout(self.pct_row)
@@ -165,8 +170,11 @@ class ViewerPanel(QWidget):
         fixed.addWidget(self.fmin_spin)
         fixed.addWidget(QLabel("max"))
         fixed.addWidget(self.fmax_spin)
-        grid.addWidget(self.pct_row, 4, 2, 1, 4)
-        grid.addWidget(self.fixed_row, 5, 2, 1, 4)
+        grid.addWidget(self.scope_combo, 4, 2, 1, 2)
+        grid.addWidget(self.pct_row, 5, 1, 1, 5)
+        grid.addWidget(self.fixed_row, 6, 1, 1, 5)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
 
         # --- image, histogram, read-out ---------------------------------------------------
         self.title = QLabel("No tile selected")
@@ -216,12 +224,14 @@ class ViewerPanel(QWidget):
         for combo in (*self.rgb_combos, self.band_combo, self.cmap_combo, self.index_combo):
             combo.currentIndexChanged.connect(self._controls_changed)
         self.stretch_combo.currentIndexChanged.connect(self._controls_changed)
+        self.scope_combo.currentIndexChanged.connect(self._controls_changed)
         for spin in (self.low_spin, self.high_spin, self.fmin_spin, self.fmax_spin):
             spin.valueChanged.connect(self._spin_changed)
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
         state.tileSelected.connect(self.show_tile)
         state.compositeChanged.connect(self._composite_changed)
         state.archiveChanged.connect(self._archive_changed)
+        state.referenceChanged.connect(self.redraw)
         self._archive_changed()
 
     # --- band lists ---------------------------------------------------------------------
@@ -280,7 +290,7 @@ class ViewerPanel(QWidget):
     def _sync_controls(self, c: Composite) -> None:
         widgets = (
             self.mode_combo, self.preset_combo, *self.rgb_combos, self.band_combo, self.cmap_combo,
-            self.index_combo, self.stretch_combo, self.low_spin, self.high_spin, self.fmin_spin,
+            self.index_combo, self.stretch_combo, self.scope_combo, self.low_spin, self.high_spin, self.fmin_spin,
             self.fmax_spin,
         )  # fmt: skip
         blockers = [QSignalBlocker(w) for w in widgets]
@@ -293,6 +303,7 @@ class ViewerPanel(QWidget):
         self.cmap_combo.setCurrentText(c.colormap)
         self.index_combo.setCurrentIndex(max(0, self.index_combo.findData(c.index)))
         self.stretch_combo.setCurrentIndex(self.stretch_combo.findData(c.stretch))
+        self.scope_combo.setCurrentIndex(self.scope_combo.findData(c.scope))
         self.low_spin.setValue(c.low_pct)
         self.high_spin.setValue(c.high_pct)
         self.fmin_spin.setValue(c.fixed_range[0])
@@ -307,8 +318,12 @@ class ViewerPanel(QWidget):
         self.index_formula.setText(
             f"({a} − {b}) / ({a} + {b}), colours {INDEX_COLORMAPS.get(c.index, '')}"
         )
-        self.pct_row.setVisible(c.stretch == "cumulative")
-        self.fixed_row.setVisible(c.stretch == "fixed")
+        stretchable = c.mode != "index"  # indices use their absolute -1..1 scale
+        for w in (self.stretch_label, self.stretch_combo):
+            w.setEnabled(stretchable)
+        self.scope_combo.setEnabled(stretchable and c.stretch != "fixed")
+        self.pct_row.setVisible(stretchable and c.stretch == "cumulative")
+        self.fixed_row.setVisible(stretchable and c.stretch == "fixed")
 
     def composite_from_controls(self) -> Composite:
         c = self.state.composite
@@ -321,6 +336,7 @@ class ViewerPanel(QWidget):
             colormap=self.cmap_combo.currentText(),
             index=self.index_combo.currentData() or c.index,
             stretch=self.stretch_combo.currentData(),
+            scope=self.scope_combo.currentData(),
             low_pct=self.low_spin.value(),
             high_pct=self.high_spin.value(),
             fixed_range=(self.fmin_spin.value(), self.fmax_spin.value()),
@@ -411,7 +427,7 @@ class ViewerPanel(QWidget):
             self._show_message(f"This tile lacks {', '.join(missing)}: choose other bands.")
             return
         try:
-            rgb = render(self.raw, self.band_names, c)
+            rgb = render(self.raw, self.band_names, c, self._reference())
         except Exception as exc:
             self.image_item.clear()
             self._show_message(str(exc))
@@ -419,6 +435,13 @@ class ViewerPanel(QWidget):
         self.image_item.setImage(rgb, autoLevels=False, levels=(0, 255))
         self.vb.autoRange(padding=0.02)
         self._draw_histograms(c)
+
+    def _reference(self):
+        """The archive's pixel sample, when the shown tile is read like the archive's tiles."""
+        ref, archive = self.state.reference, self.state.archive
+        if ref is None or archive is None or tuple(archive.band_names) != self.band_names:
+            return None
+        return ref
 
     def _show_message(self, text: str) -> None:
         self.message.setText(text)
@@ -444,8 +467,10 @@ class ViewerPanel(QWidget):
             label = name if name not in seen else None
             seen.add(name)
             plot.plot(edges, counts, stepMode="center", pen=pg.mkPen(pen, width=1.5), name=label)
-            fixed = (-1.0, 1.0) if c.mode == "index" else c.fixed_range
-            lo, hi = stretch_limits(band, c.stretch, c.low_pct, c.high_pct, fixed)
+            if c.mode == "index":
+                lo, hi = INDEX_RANGE
+            else:
+                lo, hi = band_limits(band, c, name, self._reference())
             for x in (lo, hi):
                 plot.addItem(
                     pg.InfiniteLine(x, angle=90, pen=pg.mkPen(pen, style=Qt.PenStyle.DashLine))

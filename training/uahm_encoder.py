@@ -1,0 +1,84 @@
+"""Encoders from uahm / dhnn-ms / gan-rgb / gan-ms checkpoints (the Encoder protocol).
+
+uahm and dhnn-ms give binary codes: the tanh hash head, whose sign the index keeps. gan-rgb and
+gan-ms give float features (the discriminator's last-but-one layer), ranked by cosine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rsgui.bands import Normalisation
+from rsgui.encoders import ModelFileError
+from training.uahm import to_model_range
+
+
+class UAHMEncoder:
+    """Discriminator of a trained model as a tile encoder (CPU by default)."""
+
+    def __init__(self, path: Path, cfg, d, meta: dict, device: str | torch.device = "cpu"):
+        self.path = Path(path)
+        self.cfg = cfg
+        self.d = d
+        self.meta = meta
+        self.device = torch.device(device)
+        self.method = meta["method"]
+        self.band_names = tuple(meta["band_names"])
+        self.bits = int(cfg.bits)
+        self.kind = "binary" if cfg.binary else "float"
+        self.normalisation = Normalisation.from_dict(meta["normalisation"])
+
+    @torch.no_grad()
+    def encode(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(N, C, H, W) float32 normalised tiles, bands in ``band_names`` order -> (N, bits)."""
+        pixels = np.asarray(pixels, dtype=np.float32)
+        if pixels.ndim != 4 or pixels.shape[1] != len(self.band_names):
+            raise ValueError(
+                f"{self.path.name} encodes tiles with {len(self.band_names)} bands "
+                f"({', '.join(self.band_names)}), got shape {pixels.shape}"
+            )
+        size = self.cfg.image_size
+        out = []
+        for s in range(0, len(pixels), batch_size):
+            x = torch.from_numpy(pixels[s : s + batch_size]).to(self.device)
+            if tuple(x.shape[-2:]) != (size, size):  # other tile sizes: resample to the model's
+                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+            out.append(self.d(to_model_range(x))[1].float().cpu())
+        if not out:
+            return np.zeros((0, self.bits), np.float32)
+        return torch.cat(out).numpy().astype(np.float32)
+
+    def describe(self) -> dict:
+        return {
+            "method": self.method,
+            "model_file": str(self.path),
+            "bits": self.bits,
+            "kind": self.kind,
+            "band_names": list(self.band_names),
+            "model": self.cfg.to_dict(),
+            "training": self.meta.get("training", {}),
+            "ssm": self.meta.get("ssm", {}),
+            "step": self.meta.get("step"),
+            "metrics": {k: v for k, v in self.meta.get("metrics", {}).items() if k != "map_history"},
+        }
+
+
+def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> UAHMEncoder:
+    """Encoder of a checkpoint; :class:`ModelFileError` naming the file if it is not usable."""
+    from training.train_uahm import load_networks
+
+    path = Path(path)
+    cfg, _, d, meta = load_networks(path, device=device)
+    for key in ("band_names", "normalisation"):
+        if key not in meta:
+            raise ModelFileError(f"{path}: settings lack {key!r}")
+    if len(meta["band_names"]) != cfg.channels:
+        raise ModelFileError(
+            f"{path}: {len(meta['band_names'])} band names for a {cfg.channels}-band model"
+        )
+    return UAHMEncoder(path, cfg, d, meta, device)
