@@ -120,8 +120,10 @@ def _read_pixels(
 
 
 def _normalise(raw: np.ndarray, norm: Normalisation, out: np.ndarray) -> None:
-    np.minimum(raw, norm.clip, out=out, dtype=np.float32, casting="unsafe")
-    out /= np.float32(norm.divisor)
+    """``out = min(raw, clip) / divisor`` in float32 (converting first is twice as fast)."""
+    np.copyto(out, raw, casting="unsafe")
+    np.minimum(out, np.float32(norm.clip), out=out)
+    np.divide(out, np.float32(norm.divisor), out=out)
 
 
 def _scan(
@@ -151,26 +153,27 @@ def _scan(
             kinds.append(kind)
         return kind_index[key]
 
-    left = np.arange(n)
+    filled = np.zeros(n, dtype=bool)
     in_use: Path | None = None  # a cache that matches the folder exactly needs no rewrite
     for cache_path, cache in caches:
-        if not len(left):
-            break
         lookup = cache.lookup()
-        pos = np.array([lookup.get(paths[j], -1) for j in left], dtype=np.int64)
-        found = pos >= 0
-        hit = np.zeros(len(left), dtype=bool)
-        hit[found] = (cache.sizes[pos[found]] == sizes[left[found]]) & (
-            cache.mtimes[pos[found]] == mtimes[left[found]]
-        )
-        if hit.any():
-            remap = np.array([kind_id(k) for k in cache.kinds], dtype=np.int64)
-            js, ps = left[hit], pos[hit]
-            kind_ids[js] = remap[cache.kind_ids[ps]]
-            geo[js] = cache.geo[ps]
-        if hit.all() and len(left) == n == len(cache.paths):
+        pos = np.array([lookup.get(p, -1) for p in paths], dtype=np.int64)
+        hit = pos >= 0
+        hit[hit] = (cache.sizes[pos[hit]] == sizes[hit]) & (cache.mtimes[pos[hit]] == mtimes[hit])
+        retry = [i for i, k in enumerate(cache.kinds) if k.get("retry")]
+        if retry:  # access problems may be fixed without touching the file's mtime (chmod)
+            hit[hit] = ~np.isin(cache.kind_ids[pos[hit]], retry)
+        if in_use is None and hit.all() and len(cache.paths) == n:
             in_use = cache_path
-        left = left[~hit]
+        take = hit & ~filled
+        if take.any():
+            remap = np.array([kind_id(k) for k in cache.kinds], dtype=np.int64)
+            kind_ids[take] = remap[cache.kind_ids[pos[take]]]
+            geo[take] = cache.geo[pos[take]]
+            filled |= take
+        if filled.all():
+            break
+    left = np.flatnonzero(~filled)
     todo = [paths[j] for j in left]
     if todo:
         heads = mf.read_headers(root, todo, progress, workers, done_before=n - len(todo), total=n)
@@ -350,7 +353,9 @@ class Archive:
             else:
                 names, source = _file_band_names(e, override, p.band_names)
                 if names is None:
-                    reason[k] = f"{c} bands but no band order for them"
+                    given = override if source == "setting" else p.band_names
+                    who = "the band order setting" if source == "setting" else f"preset {preset}"
+                    reason[k] = f"has {c} bands but {who} names {len(given)}"
                 else:
                     names_of[k], sources[k] = names, source
         votes: Counter = Counter()
@@ -468,7 +473,8 @@ class Archive:
         import rasterio
 
         with rasterio.Env(**mf.GDAL_ENV):
-            return self._read_file(index, self._indexes_for(index, self.band_names))
+            raw = self._read_file(index, self._indexes_for(index, self.band_names))
+        return np.array(raw, order="C")  # own, writable copy
 
     def iter_batches(
         self,

@@ -123,14 +123,15 @@ def evaluate(
     if pr_step is None:
         pr_step = min(500, max(1, n_db // 20))
     kmax = min(max(k + n), n_db)
-    n_relevant_all = np.bincount(ids[ids >= 0], minlength=len(index.classes))
+    classes = index.classes  # computed from the labels on each access: keep it
+    n_relevant_all = np.bincount(ids[ids >= 0], minlength=len(classes))
 
     top_rel = np.zeros((qidx.size, kmax), dtype=bool)
     cuts = metrics.pr_cut_points(n_db, pr_step)
     pr_p = np.zeros(cuts.size)
     pr_r = np.zeros(cuts.size)
     scorer = _scorer(index)
-    small_ids = ids.astype(np.int16 if len(index.classes) < 32000 else np.int64)
+    small_ids = ids.astype(np.int16 if len(classes) < 32000 else np.int64)
     chunk = max(1, _CHUNK_CELLS // size)
     for a in range(0, qidx.size, chunk):
         if cancel is not None and cancel():
@@ -146,7 +147,7 @@ def evaluate(
             progress(a + len(q), qidx.size, "evaluating")
 
     n_rel = n_relevant_all[ids[qidx]] - 1
-    qlabels = [index.classes[i] for i in ids[qidx]]
+    qlabels = [classes[i] for i in ids[qidx]]
     map_r = {kk: metrics.map_at_k(top_rel, kk, n_rel, "retrieved") for kk in k}
     map_m = {kk: metrics.map_at_k(top_rel, kk, n_rel, "min") for kk in k}
     prec = {nn: metrics.precision_at_n(top_rel, nn) for nn in n}

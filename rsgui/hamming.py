@@ -18,6 +18,7 @@ When k is a large share of the archive both simply sort all distances (a radix s
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -31,7 +32,7 @@ SINGLE_BLOCK = 65536
 BATCH_BLOCK = 8192
 QUERY_BLOCK = 16
 # numba scan: archive rows per block (its words stay in L1/L2 while every query passes over them).
-NUMBA_BLOCK = 4096
+NUMBA_BLOCK = 1024
 # 'auto' uses numba (when installed) from this many archive rows on; below, numpy is quick enough
 # and nothing is compiled.
 NUMBA_MIN_ROWS = 100_000
@@ -60,7 +61,7 @@ class PackedCodes:
             raise ValueError(
                 f"{self.bits}-bit codes need {n_bytes(self.bits)} bytes, got {self.nbytes}"
             )
-        self.words = np.ascontiguousarray(to_words(packed).T)  # (W, N)
+        self.words = np.ascontiguousarray(to_words(_clear_padding(packed, self.bits)).T)  # (W, N)
         self._sample: tuple[np.ndarray, int] | None = None
 
     def __len__(self) -> int:
@@ -76,6 +77,18 @@ class PackedCodes:
             stride = max(1, -(-self.n // SAMPLE_ROWS))
             self._sample = (np.ascontiguousarray(self.words[:, ::stride]), stride)
         return self._sample
+
+
+def _clear_padding(packed: np.ndarray, bits: int) -> np.ndarray:
+    """Zero the unused low bits of the last byte, so a stray bit there never adds distance."""
+    if bits % 8 == 0 or packed.shape[0] == 0:
+        return packed
+    mask = np.uint8((0xFF << (8 - bits % 8)) & 0xFF)
+    if not np.any(packed[:, -1] & ~mask):
+        return packed
+    packed = packed.copy()
+    packed[:, -1] &= mask
+    return packed
 
 
 def to_words(packed: np.ndarray) -> np.ndarray:
@@ -98,9 +111,13 @@ def _dist_dtype(bits: int):
 
 def _distances(words: np.ndarray, qw: np.ndarray, bits: int) -> np.ndarray:
     """All distances, (Q, N), between (W, N) archive words and (Q, W) query words."""
-    d = np.zeros((qw.shape[0], words.shape[1]), dtype=_dist_dtype(bits))
-    for w in range(words.shape[0]):
-        d += np.bitwise_count(words[w][None, :] ^ qw[:, w, None]).astype(d.dtype, copy=False)
+    n = words.shape[1]
+    d = np.zeros((qw.shape[0], n), dtype=_dist_dtype(bits))
+    step = max(1, (1 << 22) // max(n, 1))  # keeps the uint64 XOR temporary near 32 MiB
+    for a in range(0, qw.shape[0], step):
+        for w in range(words.shape[0]):
+            x = words[w][None, :] ^ qw[a : a + step, w, None]
+            d[a : a + step] += np.bitwise_count(x).astype(d.dtype, copy=False)
     return d
 
 
@@ -120,7 +137,7 @@ def _query_words(db: PackedCodes, queries: np.ndarray) -> np.ndarray:
             f"query codes must be packed uint8 with {db.nbytes} bytes per row, "
             f"got {queries.dtype} {queries.shape}"
         )
-    return to_words(queries)
+    return to_words(_clear_padding(queries, db.bits))
 
 
 def hamming_topk(
@@ -303,6 +320,7 @@ def normalise_rows(x: np.ndarray) -> np.ndarray:
 # -- backend choice and the compiled kernel --------------------------------------------------------
 
 _numba_state: dict = {}
+_numba_lock = threading.Lock()
 
 
 def numba_available() -> bool:
@@ -328,6 +346,11 @@ def _choose_backend(backend: str | None, n: int) -> str:
 
 def _numba_kernel():
     """The compiled top-k kernel, built once (cached on disk by numba where it can)."""
+    with _numba_lock:
+        return _build_numba_kernel()
+
+
+def _build_numba_kernel():
     if "kernel" in _numba_state:
         return _numba_state["kernel"]
     if "error" in _numba_state:
@@ -358,8 +381,16 @@ def _numba_kernel():
 
     globals()["_nb_popcount64"] = popcount64
     globals()["_nb_block_distances"] = jit(_block_distances_py)
-    _numba_state["kernel"] = jit(_topk_kernel_py)
-    return _numba_state["kernel"]
+    kernel = jit(_topk_kernel_py)
+    try:  # compile now (or load from the cache), so a failure shows here and 'auto' avoids it
+        words = np.zeros((1, 4), np.uint64)
+        kernel(words, np.zeros((1, 1), np.uint64), 1, 64, NUMBA_BLOCK, 4)
+    except Exception as exc:  # noqa: BLE001
+        err = ImportError(f"the numba Hamming kernel does not compile here ({exc})")
+        _numba_state["error"] = err
+        raise err from None
+    _numba_state["kernel"] = kernel
+    return kernel
 
 
 def _nb_popcount64(x):  # replaced by an LLVM ctpop intrinsic when the kernel is compiled
@@ -367,16 +398,46 @@ def _nb_popcount64(x):  # replaced by an LLVM ctpop intrinsic when the kernel is
 
 
 def _block_distances_py(words, qv, s, m, dist):
-    """dist[:m] = Hamming distances of archive rows s..s+m to one query (vectorised by LLVM)."""
+    """dist[:m] = Hamming distances of archive rows s..s+m to one query, and their minimum
+    (vectorised by LLVM)."""
+    nw = words.shape[0]
+    if nw == 1:
+        row = words[0, s : s + m]
+        q0 = qv[0]
+        mn = np.int32(64)
+        for i in range(m):
+            d = np.int32(_nb_popcount64(row[i] ^ q0))
+            dist[i] = d
+            mn = min(mn, d)
+        return mn
+    if nw == 2:
+        row0 = words[0, s : s + m]
+        row1 = words[1, s : s + m]
+        q0 = qv[0]
+        q1 = qv[1]
+        mn = np.int32(128)
+        for i in range(m):
+            d = np.int32(_nb_popcount64(row0[i] ^ q0)) + np.int32(_nb_popcount64(row1[i] ^ q1))
+            dist[i] = d
+            mn = min(mn, d)
+        return mn
     row = words[0, s : s + m]
     q0 = qv[0]
     for i in range(m):
         dist[i] = np.int32(_nb_popcount64(row[i] ^ q0))
-    for w in range(1, words.shape[0]):
+    for w in range(1, nw - 1):
         row = words[w, s : s + m]
         qq = qv[w]
         for i in range(m):
             dist[i] += np.int32(_nb_popcount64(row[i] ^ qq))
+    row = words[nw - 1, s : s + m]
+    qq = qv[nw - 1]
+    mn = np.int32(64 * nw)
+    for i in range(m):
+        d = dist[i] + np.int32(_nb_popcount64(row[i] ^ qq))
+        dist[i] = d
+        mn = min(mn, d)
+    return mn
 
 
 _nb_block_distances = _block_distances_py
@@ -393,6 +454,7 @@ def _topk_kernel_py(words, qw, k, bits, block, cap):
     final counting sort by distance yields ties in archive order."""
     nq = qw.shape[0]
     n = words.shape[1]
+    cap = max(cap, k + 1)  # a compacted buffer holds k codes: room for one more is required
     buf_i = np.empty((nq, cap), np.int64)
     buf_d = np.empty((nq, cap), np.int32)
     cnt = np.zeros(nq, np.int64)
@@ -403,15 +465,11 @@ def _topk_kernel_py(words, qw, k, bits, block, cap):
     for s in range(0, n, block):
         m = min(block, n - s)
         for q in range(nq):
-            _nb_block_distances(words, qw[q], s, m, dist)
+            mn = _nb_block_distances(words, qw[q], s, m, dist)
             t = thr[q]
             c = cum[q]
-            if c >= k:  # most blocks hold no code closer than t: one vectorised check skips them
-                mn = dist[0]
-                for i in range(1, m):
-                    mn = min(mn, dist[i])
-                if mn >= t:
-                    continue
+            if c >= k and mn >= t:  # most blocks hold no code closer than t
+                continue
             nb = cnt[q]
             for j0 in range(0, m, 64):
                 j1 = min(j0 + 64, m)

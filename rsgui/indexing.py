@@ -119,7 +119,7 @@ def encoder_for_index(index: HashIndex):
             ) from None
     from rsgui.encoders import load_trained_encoder
 
-    model_path = (meta.encoder or {}).get("model_path")
+    model_path = (meta.encoder or {}).get("model_path") or (meta.encoder or {}).get("model")
     if not model_path:
         raise IndexMismatchError(
             f"the index (method {meta.method!r}) does not name its model file; rebuild it"

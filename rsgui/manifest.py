@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rsgui.atomic import atomic_path, atomic_write_text
+from rsgui.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,8 @@ def read_tiff_header(f, file_size: int) -> dict:
 
 
 def read_raw_pixels(path: str, entry: dict, indexes: list[int]) -> np.ndarray:
-    """(len(indexes), H, W) pixels of a plain GeoTIFF read with one seek (1-based indexes)."""
+    """(len(indexes), H, W) pixels of a plain GeoTIFF read with one seek (1-based indexes).
+    May be a strided view; copy it (or normalise it into another array) before keeping it."""
     raw = entry["raw"]
     c, h, w = entry["count"], entry["height"], entry["width"]
     dt = np.dtype(entry["dtype"]).newbyteorder(raw["byteorder"])
@@ -296,7 +297,7 @@ def read_raw_pixels(path: str, entry: dict, indexes: list[int]) -> np.ndarray:
         out = a.reshape(h, w, c)[:, :, sel].transpose(2, 0, 1)
     else:
         out = a.reshape(c, h, w)[sel]
-    return np.ascontiguousarray(out, dtype=dt.newbyteorder("="))
+    return out if dt.isnative else out.astype(dt.newbyteorder("="))
 
 
 def read_header(path: str | os.PathLike) -> dict:
@@ -325,11 +326,11 @@ def read_header(path: str | os.PathLike) -> dict:
     except IsADirectoryError:
         return {"problem": "is a folder, not a raster file"}
     except PermissionError:
-        return {"problem": "cannot be read: permission denied"}
+        return {"problem": "cannot be read: permission denied", "retry": True}
     except FileNotFoundError:
-        return {"problem": "file not found"}
+        return {"problem": "file not found", "retry": True}
     except OSError as e:
-        return {"problem": f"cannot be read: {e.strerror or e}"}
+        return {"problem": f"cannot be read: {e.strerror or e}", "retry": True}
     if not magic:
         return {"problem": "empty file (0 bytes)"}
     kind = next((k for m, k in _MAGIC if magic.startswith(m)), None)
@@ -489,13 +490,16 @@ def load_manifests(root: Path) -> list[tuple[Path, Manifest]]:
 def _save(path: Path, m: Manifest) -> None:
     token = uuid.uuid4().hex
     with atomic_path(path.with_suffix(".npz")) as tmp:
+        os.chmod(tmp, 0o644)  # others opening a shared archive may use the cache too
         with open(tmp, "wb") as f:
             np.savez(
                 f, token=np.array(token), sizes=m.sizes, mtimes=m.mtimes, kind_ids=m.kind_ids,
                 geo=m.geo,
             )  # fmt: skip
     meta = {"version": MANIFEST_VERSION, "token": token, "paths": m.paths, "kinds": m.kinds}
-    atomic_write_text(path, json.dumps(meta, separators=(",", ":")))
+    with atomic_path(path) as tmp:
+        os.chmod(tmp, 0o644)
+        tmp.write_text(json.dumps(meta, separators=(",", ":")), encoding="utf-8")
 
 
 def save_manifest(root: Path, m: Manifest) -> Path | None:

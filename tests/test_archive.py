@@ -79,6 +79,7 @@ def test_read_shapes_and_batches(small):
     assert batches[0].band_names == ("B04", "B03", "B02")
     raw = a.read_raw(0)
     assert raw.dtype == np.uint16 and raw.shape == (13, 16, 16)
+    raw[0, 0, 0] = 1  # the caller owns it
     assert np.allclose(a.read(0).pixels[0], np.minimum(raw, 4095) / 4095)
     with pytest.raises(MissingBandsError):
         a.read([0], ["B02", "B99"])
@@ -151,9 +152,11 @@ def test_unreadable_file_is_skipped(small, monkeypatch):
         return builtins.open(file, *a, **k)
 
     monkeypatch.setattr(mf, "open", guarded, raising=False)
-    a = Archive.open(small, use_cache=False)
+    a = Archive.open(small)
     assert [p.path for p in a.problems] == ["A/A_2.tif"]
     assert "permission denied" in a.problems[0].reason
+    monkeypatch.undo()  # access restored (chmod leaves mtime alone): read again, not cached
+    assert len(Archive.open(small)) == 3
 
 
 @pytest.mark.parametrize("damage", ["garbage", "deleted", "resized"])
@@ -438,6 +441,19 @@ def test_progress_reports_to_total(small):
     assert calls == [(3, 3)]
 
 
+def test_empty_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("no tiles here")
+    a = Archive.open(tmp_path)
+    assert len(a) == 0 and a.classes == () and a.labels.shape == (0,)
+    assert "tiles: 0" in a.report() and list(a.iter_batches()) == []
+
+
+def test_preset_that_does_not_fit(tmp_path, write_tile):
+    write_tile(tmp_path / "A/a.tif", bands=4, size=8)
+    a = Archive.open(tmp_path, preset="eurosat-ms")
+    assert len(a) == 0 and a.problems[0].reason == "has 4 bands but preset eurosat-ms names 13"
+
+
 def test_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError):
         Archive.open(tmp_path / "nope")
@@ -535,3 +551,18 @@ def test_both_readers_give_the_same_archive(fast, tmp_path, write_tile, monkeypa
     b8a = np.rint(a.read([0, 1], ["B8A"]).pixels[:, 0, 0, 0] * 4095).tolist()
     assert b8a == [1200, 800]
     assert a.records[0].georef.crs == "EPSG:32631"
+
+
+def test_query_jpeg_and_unplaced(tmp_path, write_tile):
+    p = write_tile(tmp_path / "q.jpg", 3, 16, "uint8", 255, crs=False, driver="JPEG")
+    b = read_tile_file(p, bands="rgb")
+    assert b.band_names == ("B04", "B03", "B02") and np.allclose(b.pixels, 1.0, atol=0.02)
+    assert b.records[0].georef == GeoRef() and b.records[0].path == p.resolve().as_posix()
+
+
+def test_lonlat_many_tolerates_bad_crs():
+    from rsgui.geo import lonlat_many
+
+    out = lonlat_many([("EPSG:32631", (500_000, 0, 500_010, 10)), ("nonsense", (0, 0, 1, 1)),
+                       (None, None)])  # fmt: skip
+    assert out[0]["center"][0] == pytest.approx(3.0, abs=1e-4) and out[1] is None is out[2]

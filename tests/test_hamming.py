@@ -105,7 +105,7 @@ def test_numba_kernel_compacts_a_full_buffer(bits):
     packed = PackedCodes(db, bits)
     kernel = hamming._numba_kernel()
     for k in (1, 5, 40):
-        idx, dist = kernel(packed.words, hamming.to_words(q), k, bits, 128, k + 3)
+        idx, dist = kernel(packed.words, hamming.to_words(q), k, bits, 128, k + 1)
         ref_idx, ref_dist, _ = brute_force(db, q, bits, k)
         np.testing.assert_array_equal(idx, ref_idx)
         np.testing.assert_array_equal(dist, ref_dist)
@@ -170,3 +170,18 @@ def test_cosine_k_clamps_and_zero_vectors():
     # similarities: 1/sqrt2, 0 (zero vector), 1/sqrt2 -> tie of rows 0 and 2 in archive order
     assert idx.tolist() == [[0, 2, 1]]
     np.testing.assert_allclose(sim, [[2**-0.5, 2**-0.5, 0.0]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stray_padding_bits_are_ignored(backend):
+    # 100-bit codes use 13 bytes; the last 4 bits of byte 13 are padding and must never count
+    rng = np.random.default_rng(4)
+    db = random_codes(rng, 300, 100)
+    q = random_codes(rng, 3, 100)
+    ref_idx, ref_dist, _ = brute_force(db, q, 100, 10)
+    dirty_db, dirty_q = db.copy(), q.copy()
+    dirty_db[:, -1] |= 0x0F
+    dirty_q[:, -1] |= 0x05
+    idx, dist = hamming_topk(PackedCodes(dirty_db, 100), dirty_q, 10, backend=backend)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(dist, ref_dist)

@@ -132,14 +132,47 @@ def test_dropped_summary_groups_and_totals():
     assert lines[2].split() == ["1.0", "MB", "torch/test"]
 
 
+_OPTIONAL = {"ImportError", "ModuleNotFoundError", "Exception"}
+
+
 def _imports(path: Path) -> set[str]:
+    """Modules ``path`` imports unconditionally: an import inside ``try: ... except
+    ImportError`` is optional and may be missing from the bundle."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    guarded: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try):
+            caught = set()
+            for h in node.handlers:
+                types = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+                caught |= {t.id for t in types if isinstance(t, ast.Name)}
+            if caught & _OPTIONAL:
+                guarded |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
     names = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(tree):
+        if id(node) in guarded:
+            continue
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
     return names
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        ("import torchmetrics", {"torchmetrics"}),
+        ("def f():\n    from faiss import IndexFlat", {"faiss"}),
+        ("try:\n    import numba\nexcept ImportError:\n    numba = None", set()),
+        ("try:\n    import numba\nexcept (OSError, ModuleNotFoundError):\n    pass", set()),
+        ("try:\n    import numba\nexcept OSError:\n    pass", {"numba"}),
+    ],
+)
+def test_import_scan(tmp_path, source, found):
+    path = tmp_path / "m.py"
+    path.write_text(source + "\n")
+    assert _imports(path) == found
 
 
 def test_no_app_module_imports_an_excluded_module():

@@ -92,6 +92,11 @@ class DeepHashNet(nn.Module):
     def __init__(self, cfg: DeepHashConfig):
         super().__init__()
         self.cfg = cfg
+        # input standardisation, set from the training inputs (beyond the method: the dense
+        # layers train far better on z-scored features); stored with the weights
+        shape = (cfg.channels, 1, 1) if cfg.bands == "ms10" else (cfg.in_features,)
+        self.register_buffer("in_mean", torch.zeros(shape))
+        self.register_buffer("in_std", torch.ones(shape))
         if cfg.bands == "ms10":
             self.cnn = SpectralCNN(cfg.channels, cfg.cnn_width)
             self.head = HashHead(cfg, self.cnn.out_features)
@@ -99,7 +104,14 @@ class DeepHashNet(nn.Module):
             self.cnn = None
             self.head = HashHead(cfg, cfg.in_features)
 
+    def set_standardisation(self, inputs: torch.Tensor) -> None:
+        """Per-feature (rgb) or per-band (ms10) mean and std of the training inputs."""
+        dims = (0, 2, 3) if inputs.ndim == 4 else (0,)
+        self.in_mean.copy_(inputs.mean(dims).reshape(self.in_mean.shape))
+        self.in_std.copy_(inputs.std(dims).clamp_min(1e-6).reshape(self.in_std.shape))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.in_mean) / self.in_std
         if self.cnn is not None:
             x = self.cnn(x)
         return self.head(x)  # (B, bits) in (0, 1)

@@ -50,6 +50,7 @@ class SSMConfig:
     inception_weights: str | None = None  # a user TorchScript file; default the package's
     center: bool = False  # subtract each part's mean before cosine (improved setting)
     power: float = 1.0  # histogram power (0.5 = Hellinger)
+    stretch: bool = False  # per-band 1-99 % stretch fitted on the tiles (improved setting)
 
     def __post_init__(self) -> None:
         if self.features not in FEATURES:
@@ -131,6 +132,9 @@ def archive_features(
     if rgb:
         resolve_band_set(rgb, archive.band_names)
     needed = tuple(dict.fromkeys((*spec_bands, *rgb)))
+    low = high = None
+    if cfg.stretch:
+        low, high = band_limits(archive, indices, needed)
     model = None
     if cfg.needs_inception:
         from training.inception import load_inception
@@ -140,6 +144,10 @@ def archive_features(
     for batch in archive.iter_batches(bands=list(needed), batch_size=batch_size, indices=indices):
         px = batch.pixels
         names = batch.band_names
+        if low is not None:
+            from rsgui.features import band_stretch
+
+            px = band_stretch(px, low, high)
         if want_spec:
             sel = [names.index(b) for b in spec_bands]
             spec_out.append(spectral_features(px[:, sel], kind, cfg.bins, cfg.patch, cfg.power))
@@ -157,6 +165,18 @@ def archive_features(
     if model is not None:
         out["spatial"] = np.concatenate(spa_out).astype(np.float32)
     return out
+
+
+def band_limits(archive, indices, bands, n_tiles: int = 256, seed: int = 0):
+    """Per-band 1st and 99th percentiles over a sample of the tiles (the same for every tile):
+    equal histogram bins over the raw [0, 1] range leave most bins empty, and Inception sees
+    dark, flat true colour without it."""
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(indices, size=min(n_tiles, len(indices)), replace=False))
+    px = archive.read(sample, list(bands)).pixels
+    flat = px.transpose(1, 0, 2, 3).reshape(px.shape[1], -1)
+    low, high = np.percentile(flat, [1, 99], axis=1)
+    return low.astype(np.float32), np.maximum(high, low + 1e-6).astype(np.float32)
 
 
 def combine(parts: dict[str, np.ndarray], cfg: SSMConfig) -> np.ndarray:

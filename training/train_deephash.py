@@ -168,8 +168,10 @@ def prepare_data(
     if bands == "rgb":
         settings = dict(features or DEFAULT_FEATURES)
         real_f = _cached_features(real, [arc.records[i].path for i in idx], settings, out, device, progress)
-        gen_f = inception_features(gen_x, settings, device) if len(gen_x) else np.zeros((0, 2048), np.float32)
-        inputs = np.concatenate([real_f, gen_f])
+        if len(gen_x):
+            inputs = np.concatenate([real_f, inception_features(gen_x, settings, device)])
+        else:
+            inputs = real_f
     else:
         inputs = np.concatenate([real, gen_x])
     return DeepHashData(
@@ -250,6 +252,8 @@ def train_deephash(
             rng.set_state(tensors["rng"])
 
     x_all = torch.from_numpy(np.ascontiguousarray(data.inputs, np.float32))
+    if not tensors:
+        net.set_standardisation(x_all.to(device))
     y = np.asarray(data.labels)
     by_class = [torch.from_numpy(np.flatnonzero(y == c)) for c in range(len(data.classes))]
     usable = [c for c, m in enumerate(by_class) if len(m) >= 2]

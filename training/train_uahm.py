@@ -58,6 +58,59 @@ class TrainSettings:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def preset_config(
+    method: str,
+    preset: str,
+    n_tiles: int,
+    bits: int = 64,
+    channels: int = 10,
+    image_size: int = 64,
+    variant: str = "thesis",
+):
+    """(model config, train settings, SSM config) of a preset and variant.
+
+    ``thesis``: the method's networks and hyperparameters (batch 64, Adam 1e-4 / 0.5 / 0.999,
+    w1 = w2 = 0.1, K1 / K2 = 500 / 300 per 5,000 tiles, fused local histogram + Inception with
+    eta = 6). ``quick``: narrower networks (a quarter of the channels) and few steps, sized to
+    finish within minutes on two CPU cores; same losses.
+
+    ``variant='improved'`` changes what was shown to help on real tiles (see the report of
+    ``rsgui-cli experiment thesis-ch5``): flips / rotations of real tiles, centred feature parts
+    and the archive-stretched histograms for the similarity matrix, a larger semantic weight.
+    """
+    from training.ssm import SSMConfig
+
+    if preset not in ("quick", "thesis"):
+        raise ValueError(f"unknown preset {preset!r}; choose quick or thesis")
+    model = UAHMConfig(
+        method=method, bits=bits, channels=channels, image_size=image_size, variant=variant,
+        width=1.0 if preset == "thesis" else QUICK_WIDTH,
+    )  # fmt: skip
+    settings = TrainSettings()
+    if preset == "thesis":
+        settings.steps = max(2000, 40 * math.ceil(n_tiles / settings.batch_size) * 2)
+    else:
+        settings.steps = QUICK_STEPS
+        settings.batch_size = QUICK_BATCH
+        settings.lr = QUICK_LR
+        settings.checkpoint_every = 0
+    ssm = SSMConfig(inception_size=139 if preset == "thesis" else 96)
+    if variant == "improved":
+        settings.augment = True
+        settings.w_semantic = IMPROVED_W_SEMANTIC
+        ssm.center = True
+        ssm.stretch = True
+    return model, settings, ssm
+
+
+# quick preset: sized for ~300 tiles in a few minutes on 2 CPU cores (see the report)
+QUICK_WIDTH = 0.25
+QUICK_STEPS = 300
+QUICK_BATCH = 32
+QUICK_LR = 2e-4
+IMPROVED_W_SEMANTIC = 1.0
+
+
 class TrainingCancelled(Exception):
     """Raised by :func:`run_training` when the cancel flag was set."""
 
@@ -186,7 +239,9 @@ def train(
         raise ValueError("need at least 2 training tiles")
     batch = min(settings.batch_size, n)
 
-    g, d = build(model_cfg)
+    with torch.random.fork_rng(devices=[]):  # initial weights from the seed, global RNG untouched
+        torch.manual_seed(settings.seed)
+        g, d = build(model_cfg)
     d.to(device).train()
     if g is not None:
         g.to(device).train()

@@ -53,14 +53,23 @@ class UAHMEncoder:
             return np.zeros((0, self.bits), np.float32)
         return torch.cat(out).numpy().astype(np.float32)
 
+    def check_bands(self, available) -> None:
+        """Refuse an archive that lacks the model's bands, naming the model file."""
+        missing = [b for b in self.band_names if b not in tuple(available)]
+        if missing:
+            raise ModelFileError(
+                f"{self.path}: the model needs band(s) {', '.join(missing)} that the archive "
+                f"lacks (it has {', '.join(available) or 'none'})"
+            )
+
     def describe(self) -> dict:
         return {
             "method": self.method,
-            "model_file": str(self.path),
+            "model_path": str(self.path.resolve()),
             "bits": self.bits,
             "kind": self.kind,
             "band_names": list(self.band_names),
-            "model": self.cfg.to_dict(),
+            "model_config": self.cfg.to_dict(),
             "training": self.meta.get("training", {}),
             "ssm": self.meta.get("ssm", {}),
             "step": self.meta.get("step"),

@@ -1,0 +1,219 @@
+"""Training loop: progress, checkpoints, resume, cancel, refused model files, encoder, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from rsgui.encoders import ModelFileError, load_trained_encoder
+from training.checkpoint import load_checkpoint
+from training.ssm import build_ssm
+from training.train_uahm import (
+    TrainingCancelled,
+    TrainSettings,
+    generate_tiles,
+    load_networks,
+    run_training,
+    train,
+    write_generated_geotiffs,
+)
+from training.uahm import UAHMConfig
+
+torch.set_num_threads(1)
+
+N, SIZE, BITS = 16, 32, 8
+BANDS10 = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
+
+
+def data(channels=10, n=N, seed=0):
+    rng = np.random.default_rng(seed)
+    tiles = rng.random((n, channels, SIZE, SIZE), dtype=np.float32)
+    tiles[n // 2 :] *= 0.3  # two groups
+    return tiles, np.repeat([0, 1], [n // 2, n - n // 2])
+
+
+def cfg(method="uahm", channels=10):
+    return UAHMConfig(method=method, bits=BITS, channels=channels, image_size=SIZE, width=0.125,
+                      hidden=32)  # fmt: skip
+
+
+def settings(**kw):
+    base = dict(steps=3, batch_size=8, checkpoint_every=0, log_every=1)
+    return TrainSettings(**{**base, **kw})
+
+
+def meta(channels=10):
+    names = BANDS10 if channels == 10 else ["B04", "B03", "B02"]
+    return {"band_names": names, "normalisation": {"clip": 4095.0, "divisor": 4095.0}}
+
+
+def tiny_ssm(tiles):
+    return build_ssm(tiles.reshape(len(tiles), -1), 4, 3)
+
+
+@pytest.mark.parametrize("method", ["uahm", "dhnn-ms", "gan-rgb", "gan-ms"])
+def test_every_method_trains_and_checkpoints(tmp_path, method):
+    ch = 3 if method == "gan-rgb" else 10
+    tiles, labels = data(ch)
+    out = tmp_path / "m.safetensors"
+    steps = list(
+        train(cfg(method, ch), settings(eval_every=3), tiles, tiny_ssm(tiles), out=out,
+              meta=meta(ch), eval_data=(tiles, labels))  # fmt: skip
+    )
+    assert [p["step"] for p in steps] == [1, 2, 3] and steps[-1]["done"]
+    assert steps[-1]["images_per_s"] > 0 and "eta_s" in steps[0]
+    assert 0 <= steps[-1]["map"] <= 1
+    assert all(np.isfinite(v) for p in steps for v in p["losses"].values())
+    tensors, m = load_checkpoint(out, method)
+    assert m["step"] == 3 and m["bits"] == BITS and m["band_names"] == meta(ch)["band_names"]
+    assert m["model"]["method"] == method and len(m["history"]) == 3 and "map@20" in m["metrics"]
+    assert any(k.startswith("optD.") for k in tensors)  # optimiser state stored
+    enc = load_trained_encoder(out, method)
+    codes = enc.encode(tiles[:5])
+    assert codes.shape == (5, BITS) and codes.dtype == np.float32
+    assert enc.kind == ("binary" if method in ("uahm", "dhnn-ms") else "float")
+    assert json.dumps(enc.describe())  # JSON-able for the index
+
+
+def test_resume_continues_exactly(tmp_path):
+    tiles, _ = data()
+    ssm = tiny_ssm(tiles)
+    full = tmp_path / "full.safetensors"
+    part = tmp_path / "part.safetensors"
+    run_training(cfg(), settings(steps=4), tiles, ssm, out=full, meta=meta())
+    run_training(cfg(), settings(steps=2), tiles, ssm, out=part, meta=meta())
+    resumed = list(train(cfg(), settings(steps=4), tiles, ssm, out=part, meta=meta(), resume=part))
+    assert [p["step"] for p in resumed] == [3, 4]
+    a, ma = load_checkpoint(full)
+    b, mb = load_checkpoint(part)
+    assert mb["step"] == 4 and len(mb["history"]) == 4
+    for k in a:
+        assert torch.equal(a[k], b[k]), k  # bit for bit on CPU, optimiser state included
+
+
+def test_cancel_keeps_last_checkpoint(tmp_path):
+    tiles, _ = data()
+    out = tmp_path / "m.safetensors"
+    calls = {"n": 0}
+
+    def cancel():
+        calls["n"] += 1
+        return calls["n"] > 3  # stop before the 4th step
+
+    s = settings(steps=10, checkpoint_every=2)
+    with pytest.raises(TrainingCancelled):
+        run_training(cfg(), s, tiles, tiny_ssm(tiles), out=out, meta=meta(), cancel=cancel)
+    _, m = load_checkpoint(out)
+    assert m["step"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.safetensors"]
+
+
+def test_refused_model_files(tmp_path):
+    tiles, _ = data()
+    out = tmp_path / "m.safetensors"
+    run_training(cfg(), settings(steps=1), tiles, tiny_ssm(tiles), out=out, meta=meta())
+    with pytest.raises(ModelFileError, match="m.safetensors"):
+        load_trained_encoder(out, "gan-ms")  # another method
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"not a model")
+    bad.with_suffix(".json").write_text(out.with_suffix(".json").read_text())
+    with pytest.raises(ModelFileError, match="x.safetensors"):
+        load_trained_encoder(bad)
+    pkl = tmp_path / "p.safetensors"
+    pkl.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    pkl.with_suffix(".json").write_text(out.with_suffix(".json").read_text())
+    with pytest.raises(ModelFileError, match="p.safetensors"):
+        load_trained_encoder(pkl)
+    lonely = tmp_path / "lonely.safetensors"
+    lonely.write_bytes(out.read_bytes())
+    with pytest.raises(ModelFileError, match="lonely"):
+        load_trained_encoder(lonely)
+    # a model of the ten ms bands cannot encode an rgb archive
+    enc = load_trained_encoder(out)
+    with pytest.raises(ModelFileError, match="m.safetensors.*B05"):
+        enc.check_bands(("B04", "B03", "B02"))
+    with pytest.raises(ValueError, match="10 bands"):
+        enc.encode(np.zeros((1, 3, SIZE, SIZE), np.float32))
+    # resuming with other model settings is refused
+    with pytest.raises(ModelFileError, match="model settings"):
+        list(train(UAHMConfig(bits=16, image_size=SIZE, width=0.125, hidden=32), settings(),
+                   tiles, tiny_ssm(tiles), resume=out))  # fmt: skip
+
+
+def test_hashing_needs_ssm_and_right_tiles():
+    tiles, _ = data()
+    with pytest.raises(ValueError, match="similarity"):
+        list(train(cfg(), settings(), tiles, None))
+    with pytest.raises(ValueError, match="tiles"):
+        list(train(cfg(), settings(), tiles[:, :3], tiny_ssm(tiles)))
+
+
+def test_generated_geotiffs_have_band_names(tmp_path):
+    import rasterio
+
+    tiles, _ = data()
+    out = tmp_path / "m.safetensors"
+    run_training(cfg(), settings(steps=1), tiles, tiny_ssm(tiles), out=out, meta=meta())
+    c, g, _, m = load_networks(out)
+    gen = generate_tiles(g, 2, c.bits, seed=1)
+    assert gen.shape == (2, 10, SIZE, SIZE) and gen.min() >= 0 and gen.max() <= 1
+    paths = write_generated_geotiffs(gen, tmp_path / "gen", m["band_names"], m["normalisation"])
+    with rasterio.open(paths[0]) as src:
+        assert src.descriptions == tuple(BANDS10) and src.count == 10 and src.dtypes[0] == "uint16"
+
+
+def cli_args(archive, out, **kw):
+    base = dict(archive=str(archive), method="uahm", out=str(out), bits=8, bands=None, steps=2,
+                preset="quick", device="cpu", resume=None, seed=0, batch_size=8, amp=False,
+                augment=None, n_generated=None, checkpoint_every=None)  # fmt: skip
+    return argparse.Namespace(**{**base, **kw})
+
+
+@pytest.fixture
+def light_presets(monkeypatch):
+    """The quick preset with a histogram-only similarity matrix (no Inception in unit tests)."""
+    import training.train_uahm as tu
+
+    real = tu.preset_config
+
+    def light(*a, **kw):
+        model, s, ssm = real(*a, **kw)
+        model.width, model.hidden, ssm.features = 0.125, 32, "local"
+        return model, s, ssm
+
+    monkeypatch.setattr(tu, "preset_config", light)
+
+
+def test_cli_train_then_index(tmp_path, demo_archive, light_presets, capsys):
+    from rsgui.archive import Archive
+    from rsgui.cli.train_uahm import run
+    from rsgui.indexing import build_index
+
+    out = tmp_path / "u.safetensors"
+    assert run(cli_args(demo_archive, out, n_generated=2)) == 0
+    assert out.with_suffix(".ssm.npz").is_file()  # cached similarity matrix
+    assert len(list((tmp_path / "u_generated").glob("*.tif"))) == 2
+    assert "MAP@20" in capsys.readouterr().out
+    archive = Archive.open(demo_archive)
+    index = build_index(archive, load_trained_encoder(out, "uahm"))
+    assert len(index) == len(archive) and index.meta.bits == 8
+    # resume to more steps
+    assert run(cli_args(demo_archive, out, steps=3, resume=str(out))) == 0
+    assert load_checkpoint(out)[1]["step"] == 3
+
+
+@pytest.mark.parametrize(
+    "method, bands, message",
+    [("gan-rgb", "ms10", "rgb bands"), ("gan-ms", "rgb", "multispectral"), ("uahm", "rgb", "multi")],
+)
+def test_cli_refuses_band_contradictions(tmp_path, demo_archive, method, bands, message):
+    from rsgui.cli import CliError
+    from rsgui.cli.train_uahm import run
+
+    with pytest.raises(CliError, match=message):
+        run(cli_args(demo_archive, tmp_path / "m", method=method, bands=bands))
