@@ -1,5 +1,4 @@
-"""A text progress bar on stderr for long commands (silent when stderr is not a terminal
-unless forced, so logs and CI output stay readable)."""
+"""A text progress bar on stderr for long commands, redrawn in place at most ten times a second."""
 
 from __future__ import annotations
 
