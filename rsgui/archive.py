@@ -7,6 +7,8 @@ bands asked for. Files that cannot serve as tiles are skipped and listed in ``pr
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import os
@@ -193,6 +195,17 @@ def _scan(
     return m, len(todo), in_use
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 _EMPTY_GEOREF = GeoRef()
 
 
@@ -281,6 +294,21 @@ class Archive:
 
         ``band_names``: the band order of files without band descriptions (overrides the
         preset's). ``progress(done, total)`` is called while headers are read."""
+        # tens of thousands of small objects: the cyclic GC would rescan them again and again
+        with _gc_paused():
+            return cls._open(root, preset, band_names, normalisation, progress, use_cache, workers)
+
+    @classmethod
+    def _open(
+        cls,
+        root: str | os.PathLike,
+        preset: str | None,
+        band_names: Iterable[str] | str | None,
+        normalisation: Normalisation | None,
+        progress: Progress | None,
+        use_cache: bool,
+        workers: int | None,
+    ) -> Archive:
         root = Path(root).expanduser().resolve()
         if not root.exists():
             raise FileNotFoundError(f"{root}: archive folder not found")
@@ -460,11 +488,15 @@ class Archive:
         idx = [int(i) for i in np.atleast_1d(np.asarray(indices, dtype=np.int64))]
         h, w = self.tile_shape
         out = np.empty((len(idx), len(names), h, w), dtype=np.float32)
+        per_kind: dict[int, list[int]] = {}  # band positions depend only on the header kind
         with rasterio.Env(**mf.GDAL_ENV):
             for j, i in enumerate(idx):
                 if i < 0 or i >= len(self.records):
                     raise IndexError(f"tile index {i} out of range (archive has {len(self)})")
-                raw = self._read_file(i, self._indexes_for(i, names))
+                k = int(self._record_kind[i])
+                if k not in per_kind:
+                    per_kind[k] = self._indexes_for(i, names)
+                raw = self._read_file(i, per_kind[k])
                 _normalise(raw, self.normalisation, out[j])
         return TileBatch(out, names, [self.records[i] for i in idx])
 

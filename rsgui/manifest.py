@@ -224,6 +224,8 @@ def read_tiff_header(f, file_size: int) -> dict:
     bo, t = _tiff_tags(f, file_size)
     if t.get(254, (0,))[0] != 0 or 322 in t or 259 not in t or t[259][0] != 1:
         raise _NotPlain  # reduced-resolution first image, tiled, or compressed
+    if t.get(262, (1,))[0] == 6:
+        raise _NotPlain  # YCbCr: GDAL converts it to RGB
     w, h = t[256][0], t[257][0]
     spp = t.get(277, (1,))[0]
     bits = set(t.get(258, (1,)))
@@ -380,11 +382,11 @@ def read_headers(
     done_before: int = 0,
     total: int | None = None,
 ) -> list[dict]:
-    """Headers of many files, in a small thread pool (GDAL releases the GIL while it reads)."""
+    """Headers of many files, in a small thread pool (file opens and GDAL release the GIL)."""
     import rasterio
 
     total = len(rels) if total is None else total
-    workers = workers or min(4, os.cpu_count() or 1)
+    workers = workers or min(8, 2 * (os.cpu_count() or 1))  # file opens wait on the disk
     chunk = 64
     chunks = [rels[i : i + chunk] for i in range(0, len(rels), chunk)]
 
@@ -502,9 +504,21 @@ def _save(path: Path, m: Manifest) -> None:
         tmp.write_text(json.dumps(meta, separators=(",", ":")), encoding="utf-8")
 
 
+def archive_writable(root: Path) -> bool:
+    """Whether the cache may go into the archive. A folder without any write permission bit is
+    treated as read-only even for root, who could write there anyway: it was shared that way."""
+    try:
+        mode = os.stat(root).st_mode
+    except OSError:
+        return False
+    return bool(mode & 0o222) and os.access(root, os.W_OK)
+
+
 def save_manifest(root: Path, m: Manifest) -> Path | None:
     """Write the cache atomically, in the archive when possible, else in the user cache."""
     for path in (archive_cache_path(root), user_cache_path(root)):
+        if path == archive_cache_path(root) and not archive_writable(root):
+            continue
         try:
             _save(path, m)
         except OSError as e:

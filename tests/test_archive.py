@@ -79,8 +79,8 @@ def test_read_shapes_and_batches(small):
     assert batches[0].band_names == ("B04", "B03", "B02")
     raw = a.read_raw(0)
     assert raw.dtype == np.uint16 and raw.shape == (13, 16, 16)
-    raw[0, 0, 0] = 1  # the caller owns it
     assert np.allclose(a.read(0).pixels[0], np.minimum(raw, 4095) / 4095)
+    raw[0, 0, 0] = 1  # the caller owns it
     with pytest.raises(MissingBandsError):
         a.read([0], ["B02", "B99"])
 
@@ -361,7 +361,7 @@ def test_cache_invalidation(change, small, write_tile, monkeypatch):
     assert counter.n == 0
 
 
-@pytest.mark.parametrize("how", ["writes-refused", "cache-folder-blocked"])
+@pytest.mark.parametrize("how", ["writes-refused", "cache-folder-blocked", "chmod-555"])
 def test_read_only_archive_uses_user_cache(how, small, tmp_path, monkeypatch):
     cache_home = tmp_path / "xdg"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
@@ -374,6 +374,8 @@ def test_read_only_archive_uses_user_cache(how, small, tmp_path, monkeypatch):
             real_save(path, manifest)
 
         monkeypatch.setattr(mf, "_save", refuse_in_archive)
+    elif how == "chmod-555":  # honoured even by root, who could still write there
+        small.chmod(0o555)
     else:
         (small / ".rsgui").write_text("a file where the cache folder would go")
     a = Archive.open(small)
@@ -382,6 +384,7 @@ def test_read_only_archive_uses_user_cache(how, small, tmp_path, monkeypatch):
     assert not (small / ".rsgui").is_dir()
     counter = OpenCounter(monkeypatch)
     assert len(Archive.open(small)) == 3 and counter.n == 0
+    small.chmod(0o755)
 
 
 def test_stale_copy_in_read_only_archive(small, tmp_path, write_tile, monkeypatch):
@@ -485,8 +488,11 @@ def test_georeference_of_known_tile(tmp_path, write_tile):
 @pytest.mark.realdata
 def test_real_subset(real_archive, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    a = Archive.open(real_archive, use_cache=False)
+    a = Archive.open(real_archive)
     assert len(a) == 311 and len(a.classes) == 10 and a.problems == []
+    if not mf.archive_writable(real_archive):  # shared read-only (r-x): even root leaves it be
+        assert tmp_path in a.cache_path.parents
+        assert not (real_archive / ".rsgui" / "manifest.json").exists()
     assert a.preset == "eurosat-ms" and a.band_names[12] == "B8A"
     raw = np.stack([a.read_raw(i) for i in (0, 100, 200, 300)]).astype(np.float64)
     means = raw.mean(axis=(0, 2, 3))

@@ -91,7 +91,9 @@ def test_pause_waits_between_steps_then_resumes():
 
     calls = iter([False, True, True, True, False, False, False])
     events: list[dict] = []
-    value = jobs.run_to_end(jobs.controlled(steps(), pause=lambda: next(calls), poll_s=0), events.append)
+    value = jobs.run_to_end(
+        jobs.controlled(steps(), pause=lambda: next(calls), poll_s=0), events.append
+    )
     assert value == "done"
     assert [e["event"] for e in events] == ["progress", "paused", "resumed", "progress", "progress"]
     assert events[1]["step"] == 1 and events[2]["step"] == 1
@@ -103,7 +105,9 @@ def test_cancel_while_paused_stops_waiting():
         return "stopped"
 
     cancelled = iter([False, True, True, True])
-    it = jobs.controlled(steps(), cancel=lambda: next(cancelled, True), pause=lambda: True, poll_s=0)
+    it = jobs.controlled(
+        steps(), cancel=lambda: next(cancelled, True), pause=lambda: True, poll_s=0
+    )
     assert jobs.run_to_end(it) == "stopped"
 
 

@@ -62,8 +62,15 @@ def test_every_method_trains_and_checkpoints(tmp_path, method):
     tiles, labels = data(ch)
     out = tmp_path / "m.safetensors"
     steps = list(
-        train(cfg(method, ch), settings(eval_every=3), tiles, tiny_ssm(tiles), out=out,
-              meta=meta(ch), eval_data=(tiles, labels))  # fmt: skip
+        train(
+            cfg(method, ch),
+            settings(eval_every=3),
+            tiles,
+            tiny_ssm(tiles),
+            out=out,
+            meta=meta(ch),
+            eval_data=(tiles, labels),
+        )  # fmt: skip
     )
     assert [p["step"] for p in steps] == [1, 2, 3] and steps[-1]["done"]
     assert steps[-1]["images_per_s"] > 0 and "eta_s" in steps[0]
@@ -209,7 +216,11 @@ def test_cli_train_then_index(tmp_path, demo_archive, light_presets, capsys):
 
 @pytest.mark.parametrize(
     "method, bands, message",
-    [("gan-rgb", "ms10", "rgb bands"), ("gan-ms", "rgb", "multispectral"), ("uahm", "rgb", "multi")],
+    [
+        ("gan-rgb", "ms10", "rgb bands"),
+        ("gan-ms", "rgb", "multispectral"),
+        ("uahm", "rgb", "multi"),
+    ],
 )
 def test_cli_refuses_band_contradictions(tmp_path, demo_archive, method, bands, message):
     from rsgui.cli import CliError

@@ -50,16 +50,20 @@ class InceptionFeatures(nn.Module):
     """(N, 3, H, W) RGB in [0, 1] -> (N, 2048) globally averaged Inception v3 features.
 
     ``layers`` is the network up to (and possibly including) its last fixed-size pooling; a
-    trailing ``AvgPool2d`` is dropped and replaced by a global mean so any input size works.
+    trailing child named ``pool*`` is dropped and replaced by a global mean so any input size
+    works. Tiles are resized to ``input_size`` (None: used as given).
     """
 
     def __init__(self, layers: nn.Module, input_size: int | None = DEFAULT_SIZE):
         super().__init__()
         children = list(layers.named_children())
-        if children and children[-1][0].startswith("pool") and len(children) > 1:
-            children = children[:-1]  # the 8x8 average pool that fixes the input at 299
-        self.blocks = nn.ModuleList([m for _, m in children]) if children else None
-        self.whole = None if children else layers
+        if len(children) > 1 and children[-1][0].startswith("pool"):
+            # drop the 8x8 average pool that fixes the input at 299; mean over the map instead
+            self.blocks = nn.ModuleList([m for _, m in children[:-1]])
+            self.whole = None
+        else:  # any other network is used as it is
+            self.blocks = None
+            self.whole = layers
         if input_size is not None and input_size < MIN_SIZE:
             raise ValueError(f"Inception input size must be >= {MIN_SIZE}, got {input_size}")
         self.input_size = input_size
@@ -70,8 +74,8 @@ class InceptionFeatures(nn.Module):
         if rgb.ndim != 4 or rgb.shape[1] != 3:
             raise ValueError(f"expected (N, 3, H, W) RGB tiles, got {tuple(rgb.shape)}")
         x = rgb.float().clamp(0, 1) * 2 - 1  # the network wants [-1, 1]
-        size = self.input_size or max(MIN_SIZE, *x.shape[-2:])
-        if x.shape[-2:] != (size, size):
+        size = self.input_size  # None: as given
+        if size is not None and x.shape[-2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         if self.whole is not None:
             return self.whole(x).reshape(len(x), -1)
@@ -101,8 +105,6 @@ def load_inception(
         raise ValueError(f"{path}: not a TorchScript network ({str(e).splitlines()[0]})") from None
     layers = getattr(getattr(scripted, "net", None), "layers", None)
     model = InceptionFeatures(layers if layers is not None else scripted, input_size)
-    if layers is None:
-        model.input_size = input_size or 299
     return model.to(device).eval()
 
 

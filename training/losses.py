@@ -26,13 +26,16 @@ def binary_loss(h: torch.Tensor) -> torch.Tensor:
     return -(h.pow(2).sum(dim=1) / h.shape[1]).mean()
 
 
-def semantic_loss(h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+def semantic_loss(h: torch.Tensor, s: torch.Tensor, dissimilar: float = -1.0) -> torch.Tensor:
     """L_s = E_ij (H_i . H_j / l - S_ij)^2 over all pairs in the batch (eq. 5.6).
 
     ``h`` (B, l) codes in [-1, 1]; ``s`` (B, B) similarities in {-1, +1} for the same tiles.
+    ``dissimilar`` is the target of S_ij = -1 pairs: -1 in the method (opposite codes); 0 asks
+    only for unrelated (orthogonal) codes, which many classes can satisfy at once.
     """
     inner = h @ h.t() / h.shape[1]  # (B, B) in [-1, 1]
-    return (inner - s.to(inner.dtype)).pow(2).mean()
+    target = torch.where(s > 0, 1.0, dissimilar).to(inner.dtype)
+    return (inner - target).pow(2).mean()
 
 
 def discriminator_loss(
@@ -42,6 +45,7 @@ def discriminator_loss(
     s: torch.Tensor | None = None,
     w_binary: float = 0.1,
     w_semantic: float = 0.1,
+    dissimilar: float = -1.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """L_D = L_D_adv + w1 L_b + w2 L_s (eq. 5.8); the hash terms use real tiles only.
 
@@ -59,7 +63,7 @@ def discriminator_loss(
         parts["binary"] = float(lb.detach())
         total = w_binary * lb if total is None else total + w_binary * lb
         if s is not None:
-            ls = semantic_loss(h_real, s)
+            ls = semantic_loss(h_real, s, dissimilar)
             parts["semantic"] = float(ls.detach())
             total = total + w_semantic * ls
     if total is None:

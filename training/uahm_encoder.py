@@ -73,7 +73,9 @@ class UAHMEncoder:
             "training": self.meta.get("training", {}),
             "ssm": self.meta.get("ssm", {}),
             "step": self.meta.get("step"),
-            "metrics": {k: v for k, v in self.meta.get("metrics", {}).items() if k != "map_history"},
+            "metrics": {
+                k: v for k, v in self.meta.get("metrics", {}).items() if k != "map_history"
+            },
         }
 
 

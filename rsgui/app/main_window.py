@@ -318,13 +318,8 @@ class MainWindow(QMainWindow):
         view.addAction(self.notif_dock.toggleViewAction())
         self.view_menu = view
         settings = mb.addMenu("Se&ttings")
-        device = settings.addMenu("Compute &device")
-        for name in ("cpu", "cuda", "mps"):
-            act = QAction(name, self, checkable=True)
-            act.setChecked(name == self.state.device)
-            act.triggered.connect(lambda _=False, n=name: self.choose_device(n))
-            device.addAction(act)
-        self.device_menu = device
+        self.device_menu = settings.addMenu("Compute &device")
+        self.device_menu.aboutToShow.connect(self._fill_device_menu)
         help_ = mb.addMenu("&Help")
         help_.addAction(self._action("Show &log file location", self._show_log_location))
         help_.addAction(self._action("&About", self._about))
@@ -350,6 +345,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("panelTabs")
         self.tabs.setDocumentMode(True)
+        self.tabs.tabBar().setChangeCurrentOnDrag(True)  # drag a tile onto "Search" to query
+        self.tabs.tabBar().setAcceptDrops(True)
 
         def make_browser():
             from rsgui.app.panels.browser import BrowserPanel
@@ -505,26 +502,30 @@ class MainWindow(QMainWindow):
         if q is not None:
             q.step_result(step)
 
-    def choose_device(self, name: str) -> None:
-        if name != "cpu":
-            try:
-                import torch
+    def _fill_device_menu(self) -> None:
+        """CPU and every CUDA device torch sees (torch is imported here, not at start-up)."""
+        from rsgui.app.devices import list_devices
 
-                ok = (
-                    torch.cuda.is_available()
-                    if name == "cuda"
-                    else torch.backends.mps.is_available()
-                )
-            except Exception:
-                ok = False
-            if not ok:
-                self.state.notify(
-                    f"Device {name} is not available on this computer; using cpu", "warning"
-                )
-                name = "cpu"
+        self.device_menu.clear()
+        devices = list_devices()
+        known = {d.id for d in devices}
+        for d in devices:
+            act = QAction(d.label, self, checkable=True)
+            act.setData(d.id)
+            act.setChecked(d.id == self.state.device)
+            act.triggered.connect(lambda _=False, n=d.id: self.choose_device(n))
+            self.device_menu.addAction(act)
+        if self.state.device not in known:
+            self.state.notify(
+                f"Device {self.state.device} is not available here; using cpu", "warning"
+            )
+            self.choose_device("cpu")
+
+    def choose_device(self, name: str) -> None:
+        """The device for training and encoding, remembered across launches."""
         self.state.set_device(name)
         for act in self.device_menu.actions():
-            act.setChecked(act.text() == name)
+            act.setChecked(act.data() == name)
 
     # --- drag & drop --------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:

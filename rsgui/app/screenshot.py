@@ -45,7 +45,10 @@ def _save(widget: QWidget, path: Path) -> Path:
     if not pix.save(str(path)):
         raise OSError(f"{path}: cannot write the screenshot")
     log.info("screenshot %s (%dx%d)", path, pix.width(), pix.height())
-    print(f"rsgui: wrote {path} ({pix.width()}x{pix.height()}) at {time.perf_counter() - _T0:.1f} s", flush=True)
+    print(
+        f"rsgui: wrote {path} ({pix.width()}x{pix.height()}) at {time.perf_counter() - _T0:.1f} s",
+        flush=True,
+    )
     return path
 
 

@@ -349,15 +349,23 @@ def index_dirs(archive_root: Path | None) -> list[Path]:
 
 
 def writable_index_dir(archive_root: Path) -> Path:
-    """Where a new index of this archive is saved: inside the archive when writable, else in the
-    user cache (found again by :func:`index_dirs`)."""
+    """Where a new index of this archive is saved: inside the archive when it is writable, else
+    in the user cache (found again by :func:`index_dirs`). A folder whose permission bits forbid
+    writing counts as read-only even for an administrator who could write anyway."""
     import os
+    import stat
 
     inside, user = index_dirs(archive_root)
+    root = Path(archive_root)
+    try:
+        mode = root.stat().st_mode
+    except OSError:
+        return user
+    marked_writable = bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     probe = inside
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    return inside if os.access(probe, os.W_OK) else user
+    return inside if marked_writable and os.access(probe, os.W_OK) else user
 
 
 def entry_for(path: Path) -> IndexEntry | None:

@@ -33,7 +33,9 @@ def resolve_bands(method: str, bands: str | None, available: tuple[str, ...]) ->
     if method == "gan-rgb" and set(wanted) != set(BAND_SETS["rgb"]):
         raise CliError(f"gan-rgb trains on the rgb bands, not {name!r}; use gan-ms for more bands")
     if method in ("gan-ms", "uahm", "dhnn-ms") and len(wanted) <= 3:
-        raise CliError(f"{method} is a multispectral method; {name!r} gives only {len(wanted)} bands")
+        raise CliError(
+            f"{method} is a multispectral method; {name!r} gives only {len(wanted)} bands"
+        )
     return wanted
 
 
@@ -71,12 +73,16 @@ def run(args: argparse.Namespace) -> int:
 
     archive = Archive.open(args.archive)
     if len(archive) < 2:
-        raise CliError(f"{archive.root}: needs at least 2 readable tiles to train, has {len(archive)}")
+        raise CliError(
+            f"{archive.root}: needs at least 2 readable tiles to train, has {len(archive)}"
+        )
     bands = resolve_bands(method, args.bands, archive.band_names)
     h, w = archive.tile_shape
     if h != w:
         raise CliError(f"{archive.root}: tiles are {h}x{w}; training needs square tiles")
-    variant = getattr(args, "variant", None) or ("thesis" if args.preset == "thesis" else "improved")
+    variant = getattr(args, "variant", None) or (
+        "thesis" if args.preset == "thesis" else "improved"
+    )
     model_cfg, settings, ssm_cfg = preset_config(
         method, args.preset, len(archive), bits=args.bits, channels=len(bands),
         image_size=h, variant=variant,
@@ -97,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
     train_idx = all_idx
     if labelled and len(archive) >= HOLDOUT_MIN_TILES:
         rng = np.random.default_rng(args.seed)
-        eval_idx = np.sort(rng.choice(all_idx, size=min(HOLDOUT_MAX, len(all_idx) // 10), replace=False))
+        eval_idx = np.sort(
+            rng.choice(all_idx, size=min(HOLDOUT_MAX, len(all_idx) // 10), replace=False)
+        )
         train_idx = np.setdiff1d(all_idx, eval_idx)
     elif labelled:
         eval_idx = all_idx  # small archive: the MAP shown is on the training tiles themselves
@@ -124,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
         "normalisation": archive.normalisation.to_dict(),
         "archive_root": str(archive.root),
         "n_train_tiles": int(len(train_idx)),
-        "eval": "held-out sample" if eval_idx is not None and eval_idx is not all_idx else "training tiles",
+        "eval": "held-out sample"
+        if eval_idx is not None and eval_idx is not all_idx
+        else "training tiles",
         "preset": args.preset,
         "device": str(device),
         "ssm": {**ssm_cfg.to_dict(), **(ssm.info if ssm else {})} if ssm else {},

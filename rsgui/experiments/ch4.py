@@ -277,8 +277,8 @@ def run(args: argparse.Namespace) -> int:
         results["timings_s"][f"deephash_ms10_{mid}"] = time.perf_counter() - t0
         log(f"deephash ms10 CNN {mid} bits: MAP@{k} {m:.4f}")
 
-    results["timings_s"]["total"] = log.t0 and time.perf_counter() - log.t0
-    _curves(gan_hist, dh_hist, out / "training_curves.png")
+    results["timings_s"]["total"] = time.perf_counter() - log.t0
+    _curves(gan_hist, dh_hist, out / "training_curves.png", mid)
     from rsgui.atomic import atomic_write_text
 
     atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=_json_default))
@@ -329,7 +329,7 @@ def _per_class_fid(real_f, real_y, fake_f, fake_y, classes) -> dict:
 
 
 def _sample_grid(gen, classes, real, real_y, gain, path: Path, seed, generate, n: int = 8) -> None:
-    """Rows = classes: 3 real tiles | ``n`` generated tiles (true colour)."""
+    """Rows = classes: 3 real tiles | ``n`` generated tiles (true colour), one mosaic image."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -337,31 +337,40 @@ def _sample_grid(gen, classes, real, real_y, gain, path: Path, seed, generate, n
 
     from rsgui.atomic import atomic_path
 
+    s = real.shape[-1]
+    pad = 2
     cols = 3 + n
-    fig, axes = plt.subplots(len(classes), cols, figsize=(cols * 0.9, len(classes) * 0.95))
-    axes = np.atleast_2d(axes)
+    mosaic = np.ones((len(classes) * (s + pad), cols * (s + pad) + pad * 4, 3), np.float32)
     for r, name in enumerate(classes):
-        reals = real[real_y == r][:3]
-        fakes = generate(gen, name, n, seed=seed)
-        tiles = [*reals, *([None] * (3 - len(reals))), *fakes]
+        reals = list(real[real_y == r][:3])
+        tiles = [*reals, *([None] * (3 - len(reals))), *generate(gen, name, n, seed=seed)]
         for c, tile in enumerate(tiles):
-            ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if tile is not None:
-                ax.imshow(np.clip(np.transpose(tile[:3], (1, 2, 0)) * gain, 0, 1))
-            if c == 0:
-                ax.set_ylabel(name, fontsize=6, rotation=0, ha="right", va="center")
-            if r == 0:
-                ax.set_title("real" if c < 3 else "generated", fontsize=6)
-    fig.suptitle(f"{gen.meta['method']} after {gen.meta['step']} steps", fontsize=8)
-    fig.tight_layout()
+            if tile is None:
+                continue
+            if tile.shape[-1] != s:
+                tile = _resize(tile, s)
+            y0, x0 = r * (s + pad), c * (s + pad) + (pad * 4 if c >= 3 else 0)
+            mosaic[y0 : y0 + s, x0 : x0 + s] = np.clip(np.transpose(tile[:3], (1, 2, 0)) * gain, 0, 1)
+    h, w = mosaic.shape[:2]
+    fig, ax = plt.subplots(figsize=(w / 60 + 1.6, h / 60 + 0.5))
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.set_yticks([(r + 0.5) * (s + pad) for r in range(len(classes))], list(classes), fontsize=7)
+    ax.set_xticks([1.5 * (s + pad), (3 + n / 2) * (s + pad) + pad * 4], ["real", "generated"], fontsize=7)
+    ax.set_title(f"{gen.meta['method']} after {gen.meta['step']} steps", fontsize=8)
+    fig.subplots_adjust(left=0.2, right=0.98, top=0.94, bottom=0.04)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
-def _curves(gan_hist: dict, dh_hist: dict, path: Path) -> None:
+def _resize(tile: np.ndarray, s: int) -> np.ndarray:
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(tile))[None]
+    return torch.nn.functional.interpolate(t, size=(s, s), mode="nearest")[0].numpy()
+
+
+def _curves(gan_hist: dict, dh_hist: dict, path: Path, bits: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -379,13 +388,15 @@ def _curves(gan_hist: dict, dh_hist: dict, path: Path) -> None:
                     ax.plot(steps, [e[key] for e in h], label=key)
         ax.set_title(f"{method} losses")
         ax.set_xlabel("step")
-        ax.legend(fontsize=7)
+        if h:
+            ax.legend(fontsize=7)
     for name, h in dh_hist.items():
-        if h and name.endswith(" 32"):
+        if h and name.endswith(f" {bits}"):
             axes[2].plot([e["step"] for e in h], [e["triplet"] for e in h], label=name)
-    axes[2].set_title("deep hashing triplet loss (32 bits)")
+    axes[2].set_title(f"deep hashing triplet loss ({bits} bits)")
     axes[2].set_xlabel("step")
-    axes[2].legend(fontsize=7)
+    if dh_hist:
+        axes[2].legend(fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)

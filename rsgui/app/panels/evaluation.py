@@ -119,7 +119,7 @@ class EvaluationPanel(QWidget):
         self.pr_plot.setLabel("left", "precision")
         self.pr_plot.setXRange(0, 1, padding=0.02)
         self.pr_plot.setYRange(0, 1, padding=0.02)
-        self.pr_legend = self.pr_plot.addLegend(offset=(-10, 10))
+        self.pr_legend = self.pr_plot.addLegend(offset=(10, -10), labelTextColor="k")
 
         self.table_model = QStandardItemModel(0, 0, self)
         self.table = QTableView()
@@ -130,6 +130,7 @@ class EvaluationPanel(QWidget):
         self.table.verticalHeader().hide()
 
         self.class_k = QComboBox()
+        self.class_note = QLabel("")
         self.class_k.currentIndexChanged.connect(self._draw_classwise)
         self.class_plot = pg.PlotWidget(title="Class-wise MAP")
         self.class_plot.setBackground("w")
@@ -137,13 +138,14 @@ class EvaluationPanel(QWidget):
         self.class_plot.setLabel("bottom", "MAP")
         self.class_plot.setXRange(0, 1, padding=0.02)
         self.class_plot.getViewBox().setMouseEnabled(x=False, y=False)
-        self.class_legend = self.class_plot.addLegend(offset=(-10, -10))
+        self.class_plot.getViewBox().invertY(True)  # first class on top, like the table
         class_box = QWidget()
         cl = QVBoxLayout(class_box)
         cl.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
         row.addWidget(QLabel("Class-wise MAP at k ="))
         row.addWidget(self.class_k)
+        row.addWidget(self.class_note)
         row.addStretch(1)
         cl.addLayout(row)
         cl.addWidget(self.class_plot, 1)
@@ -168,7 +170,7 @@ class EvaluationPanel(QWidget):
         split.addWidget(left)
         split.addWidget(right)
         split.setStretchFactor(1, 1)
-        split.setSizes([280, 900])
+        split.setSizes([300, 980])
         layout = QVBoxLayout(self)
         layout.addWidget(split)
         self._update_buttons()
@@ -186,14 +188,14 @@ class EvaluationPanel(QWidget):
         self.index_list.clear()
         seen: set[Path] = set()
         entries = [(e.path, e.title) for e in getattr(self.state, "indexes", [])]
-        entries += [(p, p.stem) for p in self._extra]
+        entries += [(p, p.name) for p in self._extra]
         for path, title in entries:
             path = Path(path)
             if path in seen:
                 continue
             seen.add(path)
-            item = QListWidgetItem(title)
-            item.setToolTip(str(path))
+            item = QListWidgetItem(Path(path).stem)
+            item.setToolTip(f"{title}\n{path}")
             item.setData(PATH_ROLE, str(path))
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             on = path in checked or (first and not checked)
@@ -360,8 +362,10 @@ class EvaluationPanel(QWidget):
 
     def _draw_classwise(self) -> None:
         self.class_plot.clear()
-        self.class_legend.clear()
         k = self.class_k.currentData()
+        self.class_note.setText(
+            "(colours as in the precision–recall legend)" if len(self.results) > 1 else ""
+        )
         if k is None or not self.results:
             self.class_plot.getAxis("left").setTicks(None)
             return
@@ -376,9 +380,9 @@ class EvaluationPanel(QWidget):
             # horizontal bars: long class names stay readable on the vertical axis
             y = pos - 0.4 + height * (i + 0.5)
             bar = pg.BarGraphItem(x0=0, y=y, width=values, height=height * 0.9,
-                                  brush=colour, pen=pg.mkPen(colour), name=r.name)  # fmt: skip
+                                  brush=colour, pen=pg.mkPen(colour))  # fmt: skip
+            bar.setToolTip(r.label)
             self.class_plot.addItem(bar)
-            self.class_legend.addItem(bar, r.name)
             self.bars.append(bar)
         self.class_plot.getAxis("left").setTicks(
             [[(float(p), c) for p, c in zip(pos, classes, strict=True)]]

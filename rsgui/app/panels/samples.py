@@ -470,8 +470,10 @@ class SamplesPanel(QWidget):
                 return
             from rsgui.app.panels.training import models_dir
 
-            out = models_dir(Path(archive.root)) / "cdcgan-rgb-demo.safetensors"
-            it = jobs.training_job(archive, "cdcgan", out, bands="rgb", steps=60, batch_size=8)
+            out = models_dir(Path(archive.root)) / "cdcgan-rgb.safetensors"
+            tiny = {"model": {"width": 0.125, "image_size": 32}}  # seconds on a CPU
+            it = jobs.training_job(archive, "cdcgan", out, bands="rgb", steps=80, batch_size=8,
+                                   options=tiny)  # fmt: skip
             model = jobs.run_to_end(it).path
             self.refresh_models()
         self.load_model(model)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -91,6 +90,7 @@ class TrainingPanel(QWidget):
         self._dirty = False
         self._last_step = 0
         self._out_edited = False
+        self.extra_options: dict = {}  # method extras a script or the demo may add
         self._build()
         self.jobEvent.connect(self._on_event)
         self._redraw_timer = QTimer(self, interval=200)
@@ -181,7 +181,7 @@ class TrainingPanel(QWidget):
         self.loss_plot.showGrid(x=True, y=True, alpha=0.3)
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.setLabel("left", "loss")
-        self.loss_plot.addLegend(offset=(-10, 10))
+        self.loss_plot.addLegend(offset=(-10, 10), labelTextColor="k")
         self.loss_plot.setDownsampling(auto=True, mode="peak")
         self.loss_plot.setClipToView(True)
         self.map_plot = pg.PlotWidget(title="Retrieval MAP during training")
@@ -198,7 +198,10 @@ class TrainingPanel(QWidget):
 
         self.checkpoints = QTableWidget(0, 3)
         self.checkpoints.setHorizontalHeaderLabels(["Checkpoint", "Method", "Step"])
-        self.checkpoints.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header = self.checkpoints.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in (1, 2):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.checkpoints.verticalHeader().hide()
         self.checkpoints.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.checkpoints.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -319,9 +322,12 @@ class TrainingPanel(QWidget):
             "batch_size": self.batch.value() or None,
             "device": self.device.currentData(),
             "out": self.out.text().strip(),
-            "options": {"augment": self.augment.text().strip()}
-            if self.spec.family == "deephash" and self.augment.text().strip()
-            else {},
+            "options": dict(self.extra_options)
+            | (
+                {"augment": self.augment.text().strip()}
+                if self.spec.family == "deephash" and self.augment.text().strip()
+                else {}
+            ),
         }
 
     # --- run -----------------------------------------------------------------------------
@@ -347,7 +353,6 @@ class TrainingPanel(QWidget):
         self._cancel.clear()
         self._pause.clear()
         self.result = None
-        self._set_running(True)
         self.rate.setText(f"Starting {spec.label}…")
         self.progress.setRange(0, 0)
         archive = self.state.archive
@@ -358,6 +363,7 @@ class TrainingPanel(QWidget):
             name=f"Training {spec.label}", on_returned=self._finished,
             on_error=self._failed, on_finished=self._ended,
         )  # fmt: skip
+        self._set_running(True)
 
     def _work(self, archive, s: dict, resume, progress=None, cancel=None):
         """Worker thread: drive the job to its end, whatever asked it to stop."""
@@ -421,6 +427,8 @@ class TrainingPanel(QWidget):
         step, total = int(p.get("step", 0)), int(p.get("total") or 0)
         self._last_step = step
         if total > 0:
+            if self.progress.maximum() != total:
+                self.map_plot.setXRange(0, total, padding=0.02)
             self.progress.setRange(0, total)
             self.progress.setValue(min(step, total))
             self.progress.setFormat(f"step {step} / {total}  (%p%)")
@@ -640,14 +648,16 @@ class TrainingPanel(QWidget):
         """A short real run on the open archive: a tiny conditional GAN, curves and checkpoint."""
         if self._archive_root() is None:
             return
-        t0 = time.monotonic()
         self.method.setCurrentIndex(self.method.findData("cdcgan"))
-        self.steps.setValue(40)
+        self.steps.setValue(80)
         self.batch.setValue(8)
         self.device.setCurrentIndex(self.device.findData("cpu"))
-        self.start()
-        self.wait(60.0)
+        self.extra_options = {"model": {"width": 0.125, "image_size": 32}}  # seconds on a CPU
+        try:
+            self.start()
+            self.wait(60.0)
+        finally:
+            self.extra_options = {}
         self._redraw()
         if self.checkpoint_names():
             self.checkpoints.selectRow(0)
-        del t0

@@ -42,6 +42,7 @@ from rsgui.bands import COMPOSITES, INDICES, S2_BANDS
 
 log = logging.getLogger(__name__)
 CUSTOM = "Custom"
+READOUT_HINT = "Move the pointer over the image to read band values."
 MODES = {"rgb": "Band composite", "single": "Single band", "index": "Spectral index"}
 CHANNEL_PENS = ("#e53935", "#43a047", "#1e88e5")
 
@@ -196,7 +197,7 @@ class ViewerPanel(QWidget):
         self.hist.setMouseEnabled(x=True, y=False)
         self.hist.getPlotItem().hideAxis("left")
         self.hist.getPlotItem().addLegend(offset=(-5, 5), labelTextSize="8pt")
-        self.readout = QLabel("Move the pointer over the image to read band values.")
+        self.readout = QLabel(READOUT_HINT)
         self.readout.setObjectName("pixelReadout")
         self.readout.setWordWrap(True)
         mono = QFont("monospace")
@@ -387,6 +388,7 @@ class ViewerPanel(QWidget):
         self.ref = ref
         self.raw = None
         self.error = ""
+        self.readout.setText(READOUT_HINT)
         old_bands = self.band_names
         if ref is not None:
             try:

@@ -1,0 +1,354 @@
+"""``rsgui-cli experiment thesis-ch5``: the unsupervised adversarial hashing protocol.
+
+Split (the method's Table 5.3): per class, 100 query tiles and the rest as the archive; 500 tiles
+per class of the archive form the training set. On a smaller archive the query share is capped at
+a third of each class (``min(100, ceil(n_class / 3))``) and the training set takes
+``min(500, archive tiles of the class)``, so every class keeps queries, archive and training
+tiles (311 tiles: about 10 queries and all ~20 archive tiles per class for training).
+
+Trains gan-rgb, gan-ms, uahm (the method's variant, and the improved one) and dhnn-ms at each
+code length, plus the training-free spectral baseline fitted on the archive, then writes to
+``--out``: ``map.csv`` (MAP@100), ``precision.csv`` (P@20), ``classwise.csv`` (class-wise
+MAP@100 at the longest code), ``ssm.csv`` (similarity matrix accuracy / IoU, Table 5.6),
+``pr.csv`` + ``pr.png`` (precision-recall), ``results.json`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rsgui.atomic import atomic_path, atomic_write_text
+
+DEFAULT_BITS = (32, 64, 128)
+# the method's figures (MAP@100 / P@20 on 27,000 EuroSAT MS tiles) for the report
+THESIS_MAP = {
+    "dhnn-ms": (0.2752, 0.2842, 0.2720), "gan-rgb": (0.5184, 0.5287, 0.5480),
+    "gan-ms": (0.5655, 0.5915, 0.6002), "uahm": (0.6470, 0.6556, 0.6785),
+}  # fmt: skip
+THESIS_SSM = {"inception": (0.8899, 0.1626), "raw": (0.8884, 0.0853),
+              "local": (0.8894, 0.1071), "fused": (0.8948, 0.1628)}  # fmt: skip
+# (row name, method, variant, band set)
+MODELS = (
+    ("gan-rgb", "gan-rgb", "thesis", "rgb"),
+    ("gan-ms", "gan-ms", "thesis", "ms10"),
+    ("dhnn-ms", "dhnn-ms", "thesis", "ms10"),
+    ("uahm", "uahm", "thesis", "ms10"),
+    ("uahm-improved", "uahm", "improved", "ms10"),
+)
+QUICK_STEPS = 120  # per model in the quick preset
+
+
+def split(labels: np.ndarray, seed: int, n_query: int = 100, n_train: int = 500):
+    """(query, archive, train) record positions, train within archive (see module doc)."""
+    rng = np.random.default_rng(seed)
+    q, a, t = [], [], []
+    for c in np.unique(labels[labels >= 0]):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        nq = min(n_query, math.ceil(len(idx) / 3))
+        arch = idx[nq:]
+        q.append(idx[:nq])
+        a.append(arch)
+        t.append(arch[: min(n_train, len(arch))])
+    return tuple(np.sort(np.concatenate(x)) for x in (q, a, t))
+
+
+def rank(q_codes: np.ndarray, db_codes: np.ndarray, binary: bool) -> np.ndarray:
+    """(Q, N) archive positions by Hamming distance of signs, or cosine; ties in archive order."""
+    if binary:
+        qb = np.where(q_codes > 0, 1.0, -1.0).astype(np.float32)
+        db = np.where(db_codes > 0, 1.0, -1.0).astype(np.float32)
+        score = qb @ db.T  # bits - 2 * Hamming
+    else:
+        qn = q_codes / np.maximum(np.linalg.norm(q_codes, axis=1, keepdims=True), 1e-12)
+        dn = db_codes / np.maximum(np.linalg.norm(db_codes, axis=1, keepdims=True), 1e-12)
+        score = qn @ dn.T
+    return np.argsort(-score, axis=1, kind="stable")
+
+
+def scores(order, q_labels, db_labels, classes, k=100, n=20, pr_step=None) -> dict:
+    from rsgui import metrics
+
+    rel = db_labels[order] == q_labels[:, None]  # (Q, N)
+    n_rel = np.array([(db_labels == c).sum() for c in q_labels])
+    step = pr_step or min(500, max(1, order.shape[1] // 20))
+    prec, rec = metrics.pr_curve(rel, n_rel, step)
+    cw = metrics.classwise_map(rel[:, :k], [classes[c] for c in q_labels], k, n_rel)
+    return {
+        "map": metrics.map_at_k(rel[:, :k], k, n_rel),
+        "p": metrics.precision_at_n(rel[:, :n], n),
+        "classwise": cw,
+        "pr_cut": metrics.pr_cut_points(order.shape[1], step).tolist(),
+        "pr_precision": prec.tolist(),
+        "pr_recall": rec.tolist(),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from rsgui.archive import Archive
+    from rsgui.cli.progress import ProgressBar
+    from rsgui.cli.train_uahm import read_tiles
+    from training.device import pick_device
+    from training.ssm import (
+        SSMConfig,
+        accuracy_iou,
+        archive_features,
+        build_ssm,
+        combine,
+        resolve_k,
+    )
+    from training.train_uahm import encode, preset_config, run_training
+
+    t_start = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(args.device)
+    bits_list = (
+        tuple(int(b) for b in str(args.bits).split(",") if b.strip()) if args.bits else DEFAULT_BITS
+    )
+    archive = Archive.open(args.archive)
+    if not archive.classes or (archive.labels < 0).any():
+        raise ValueError(f"{archive.root}: the protocol needs a labelled archive (class folders)")
+    labels = archive.labels
+    q_idx, a_idx, t_idx = split(labels, args.seed)
+    classes = archive.classes
+    log = []
+
+    def say(msg: str) -> None:
+        log.append(msg)
+        print(msg, file=sys.stderr)
+
+    say(f"split: {len(q_idx)} queries, {len(a_idx)} archive, {len(t_idx)} training tiles")
+
+    # ---- similarity matrices on the training set (shared by uahm / dhnn-ms at every length)
+    tl = labels[t_idx]
+    ssm_rows, ssms = [], {}
+    base = SSMConfig(inception_size=139 if args.preset == "thesis" else 96)
+    with ProgressBar("features") as bar:
+        parts = archive_features(archive, t_idx, base, device, bar)
+        raw = archive_features(archive, t_idx, SSMConfig(features="raw"), device)["spectral"]
+    _, _, improved_ssm_cfg = preset_config("uahm", args.preset, len(t_idx), variant="improved")
+    with ProgressBar("features (improved)") as bar:
+        parts_imp = archive_features(archive, t_idx, improved_ssm_cfg, device, bar)
+    k1, k2 = resolve_k(len(t_idx), base)
+    for name, cfg, p in (
+        ("inception", SSMConfig(features="inception"), parts),
+        ("raw", SSMConfig(features="raw"), {"spectral": raw}),
+        ("local", SSMConfig(features="local"), parts),
+        ("fused", base, parts),
+        ("fused-improved", improved_ssm_cfg, parts_imp),
+    ):
+        ssm = build_ssm(combine(p, cfg), k1, k2, device)
+        acc, iou = accuracy_iou(ssm, tl)
+        ssms[name] = ssm
+        ssm_rows.append({"features": name, "accuracy": acc, "iou": iou, "density": ssm.density()})
+    say(
+        f"SSM K1={k1} K2={k2}: "
+        + ", ".join(f"{r['features']} IoU {r['iou']:.3f}" for r in ssm_rows)
+    )
+
+    # ---- models
+    results: dict[str, dict[int, dict]] = {}
+    timings: dict[str, float] = {}
+    normalisation = archive.normalisation.to_dict()
+    tiles_cache: dict[str, tuple] = {}
+    for bandset in ("rgb", "ms10"):
+        from rsgui.bands import resolve_band_set
+
+        names = resolve_band_set(bandset, archive.band_names)
+        tiles_cache[bandset] = (
+            names,
+            read_tiles(archive, t_idx, names),
+            read_tiles(archive, q_idx, names),
+            read_tiles(archive, a_idx, names),
+        )
+    for bits in bits_list:
+        for row, method, variant, bandset in MODELS:
+            names, train_x, q_x, a_x = tiles_cache[bandset]
+            model_cfg, settings, _ = preset_config(
+                method, args.preset, len(t_idx), bits=bits, channels=len(names),
+                image_size=archive.tile_shape[0], variant=variant,
+            )  # fmt: skip
+            settings.seed = args.seed
+            settings.checkpoint_every = 0
+            settings.steps = args.steps or (
+                QUICK_STEPS if args.preset == "quick" else settings.steps
+            )
+            ssm = None
+            if model_cfg.binary:
+                ssm = ssms["fused-improved" if variant == "improved" else "fused"]
+            t0 = time.perf_counter()
+            ckpt = out / "models" / f"{row}-{bits}.safetensors"
+            meta = {"band_names": list(names), "normalisation": normalisation, "protocol": "ch5"}
+            with ProgressBar(f"{row} {bits} bits") as bar:
+                run_training(
+                    model_cfg, settings, train_x, ssm, out=ckpt, meta=meta, device=device,
+                    progress=lambda p, bar=bar: bar(p["step"], p["total"]),
+                )  # fmt: skip
+            from training.train_uahm import load_networks
+
+            _, _, d, _ = load_networks(ckpt, device=device)
+            qc, ac = encode(d, q_x, device), encode(d, a_x, device)
+            timings[f"{row}-{bits}"] = time.perf_counter() - t0
+            res = scores(rank(qc, ac, model_cfg.binary), labels[q_idx], labels[a_idx], classes)
+            results.setdefault(row + (" (bin)" if model_cfg.binary else " (non-bin)"), {})[bits] = (
+                res
+            )
+            if model_cfg.binary:  # the method also reports the tanh outputs by cosine
+                res2 = scores(rank(qc, ac, False), labels[q_idx], labels[a_idx], classes)
+                results.setdefault(row + " (non-bin)", {})[bits] = res2
+            say(f"{row} {bits} bits: MAP@100 {res['map']:.4f} P@20 {res['p']:.4f} "
+                f"({timings[f'{row}-{bits}']:.0f} s)")  # fmt: skip
+        # spectral baseline
+        from rsgui.spectral import SpectralEncoder
+
+        sub = _Subset(archive, a_idx)
+        enc = SpectralEncoder.fit(sub, "ms10", bits)
+        _, _, q_x, a_x = tiles_cache["ms10"]
+        qc, ac = enc.encode(q_x.astype(np.float32)), enc.encode(a_x.astype(np.float32))
+        res = scores(rank(qc, ac, True), labels[q_idx], labels[a_idx], classes)
+        results.setdefault("spectral (bin)", {})[bits] = res
+        say(f"spectral {bits} bits: MAP@100 {res['map']:.4f} P@20 {res['p']:.4f}")
+
+    total_s = time.perf_counter() - t_start
+    _write_outputs(out, results, ssm_rows, bits_list, classes, args, k1, k2,
+                   (len(q_idx), len(a_idx), len(t_idx)), timings, total_s)  # fmt: skip
+    print(f"thesis-ch5 results in {out} ({total_s:.0f} s)")
+    return 0
+
+
+class _Subset:
+    """The archive restricted to some records, for fitting the spectral baseline on the archive
+    part of the split only (queries never seen)."""
+
+    def __init__(self, archive, indices):
+        self._a = archive
+        self._idx = np.asarray(indices)
+        self.band_names = archive.band_names
+        self.normalisation = archive.normalisation
+        self.tile_shape = archive.tile_shape
+        self.root = archive.root
+
+    def __len__(self) -> int:
+        return len(self._idx)
+
+    def read(self, indices, bands="all"):
+        return self._a.read(self._idx[np.atleast_1d(np.asarray(indices))], bands)
+
+    def iter_batches(self, bands="all", batch_size=256, indices=None):
+        idx = np.arange(len(self)) if indices is None else np.asarray(list(indices))
+        for s in range(0, len(idx), batch_size):
+            yield self.read(idx[s : s + batch_size], bands)
+
+
+def _csv(rows: list[list]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _write_outputs(out, results, ssm_rows, bits_list, classes, args, k1, k2, sizes, timings, total):
+    names = list(results)
+    map_rows = [[n] + [f"{results[n][b]['map']:.4f}" for b in bits_list] for n in names]
+    p_rows = [[n] + [f"{results[n][b]['p']:.4f}" for b in bits_list] for n in names]
+    atomic_write_text(out / "map.csv", _csv([["model", *bits_list], *map_rows]))
+    atomic_write_text(out / "precision.csv", _csv([["model", *bits_list], *p_rows]))
+    top = max(bits_list)
+    cw_rows = [
+        [n] + [f"{results[n][top]['classwise'].get(c, 0):.4f}" for c in classes] for n in names
+    ]
+    atomic_write_text(out / "classwise.csv", _csv([["model", *classes], *cw_rows]))
+    ssm_table = [[r["features"], f"{r['accuracy']:.4f}", f"{r['iou']:.4f}", f"{r['density']:.4f}"]
+                 for r in ssm_rows]  # fmt: skip
+    atomic_write_text(
+        out / "ssm.csv", _csv([["features", "accuracy", "iou", "density"], *ssm_table])
+    )
+    pr = [["model", "bits", "retrieved", "precision", "recall"]]
+    for n in names:
+        for b in bits_list:
+            r = results[n][b]
+            for c, p, rc in zip(r["pr_cut"], r["pr_precision"], r["pr_recall"], strict=True):
+                pr.append([n, b, c, f"{p:.6f}", f"{rc:.6f}"])
+    atomic_write_text(out / "pr.csv", _csv(pr))
+    _plot_pr(out / "pr.png", results, bits_list)
+    atomic_write_text(
+        out / "results.json",
+        json.dumps({"results": {n: {str(b): v for b, v in r.items()} for n, r in results.items()},
+                    "ssm": ssm_rows, "timings_s": timings, "total_s": total}, indent=1),
+    )  # fmt: skip
+    nq, na, nt = sizes
+    thesis_rows = [[m] + [f"{v:.4f}" for v in vals] for m, vals in THESIS_MAP.items()]
+    report = f"""# Unsupervised adversarial hashing: retrieval experiment
+
+Archive `{args.archive}`: {nq} query tiles, {na} archive tiles, {nt} training tiles (taken from
+the archive). Per class: min(100, ceil(n/3)) queries, the rest archive, min(500, archive) training
+tiles. Preset `{args.preset}`, seed {args.seed}, {total:.0f} s in all. Each query ranks the whole
+archive: binary codes by Hamming distance of their signs, float features by cosine; ties keep
+archive order. "(non-bin)" rows of hashing models rank their tanh outputs by cosine.
+
+## MAP@100
+
+{_table(["model", *map(str, bits_list)], map_rows)}
+
+## Precision@20
+
+{_table(["model", *map(str, bits_list)], p_rows)}
+
+## Class-wise MAP@100 at {top} bits
+
+{_table(["model", *classes], cw_rows)}
+
+## Similarity matrix of the training set (K1 = {k1}, K2 = {k2})
+
+{_table(["features", "accuracy", "IoU", "similar pairs"], ssm_table)}
+
+Accuracy counts the diagonal (the method's eq. 5.16, N^2 entries). For reference, the method's
+Table 5.6 on 5,000 tiles (accuracy / IoU): {", ".join(f"{k} {a:.4f} / {i:.4f}" for k, (a, i) in THESIS_SSM.items())}.
+
+## The method's figures (MAP@100, 27,000 tiles, binary codes for uahm and dhnn-ms)
+
+{_table(["model", "32", "64", "128"], thesis_rows)}
+
+Precision-recall curves: `pr.png`, `pr.csv`. Training time per model (s):
+{", ".join(f"{k} {v:.0f}" for k, v in timings.items())}.
+"""
+    atomic_write_text(out / "report.md", report)
+
+
+def _plot_pr(path: Path, results: dict, bits_list) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(bits_list), figsize=(4.5 * len(bits_list), 4), squeeze=False)
+    for ax, b in zip(axes[0], bits_list, strict=True):
+        for n, r in results.items():
+            if "non-bin" in n and not n.startswith("gan"):
+                continue
+            ax.plot(r[b]["pr_recall"], r[b]["pr_precision"], marker=".", label=n)
+        ax.set_title(f"{b} bits")
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

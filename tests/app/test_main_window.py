@@ -1,0 +1,271 @@
+"""Main window: welcome page, opening an archive (dialog-free paths: recent list, drop), the demo
+in one click, shortcuts, settings that persist, missing panels as placeholders, errors shown and
+logged without closing, and the worker pattern (progress, result, cancel)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QKeySequence
+from PySide6.QtWidgets import QLabel
+
+from rsgui.app import main_window as mw
+from rsgui.app.settings import Settings
+from rsgui.app.state import AppState
+from rsgui.app.workers import Cancelled, Progress, run_sync
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("RSGUI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RSGUI_CACHE_DIR", str(tmp_path / "cache"))
+    return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture
+def window(qtbot, settings, monkeypatch):
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    w = mw.MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.state.tasks.cancel_all()
+    w.state.tasks.wait_idle(10)
+    if w.cache is not None:
+        w.cache.shutdown()
+
+
+def test_first_launch_shows_the_welcome_page(window):
+    assert window.stack.currentWidget() is window.welcome
+    assert window.tabs is None, "panels are built only when needed (fast start)"
+    assert "Open folder" in window.welcome.open_button.text()
+    assert "demo" in window.welcome.demo_button.text().lower()
+
+
+@pytest.mark.parametrize(
+    ("action", "keys"),
+    [
+        ("open_action", ["Ctrl+O"]),
+        ("search_action", ["Ctrl+Return", "Ctrl+Enter"]),
+        ("next_action", ["Alt+Right", "]"]),
+        ("prev_action", ["Alt+Left", "["]),
+    ],
+)
+def test_shortcuts(window, action, keys):
+    assert getattr(window, action).shortcuts() == [QKeySequence(k) for k in keys]
+
+
+def test_open_archive_remembers_it_and_shows_the_browser(qtbot, window, settings, demo_archive):
+    window.open_archive(demo_archive)
+    qtbot.waitUntil(lambda: window.state.archive is not None, timeout=20_000)
+    assert window.stack.currentWidget() is window.tabs
+    assert window.tabs.tabText(window.tabs.currentIndex()) == "Archive"
+    assert window.panel("Archive").visible_count() == len(window.state.archive)
+    assert window.state.reference is not None and window.state.reference.pixels.shape[0] == 13
+    assert settings.recent_archives()[0] == str(demo_archive)
+    window.close()
+    again = mw.MainWindow(settings=settings)
+    qtbot.addWidget(again)
+    buttons = [
+        window_.text()
+        for window_ in again.welcome.findChildren(type(again.welcome.open_button).__mro__[1])
+    ]
+    assert any(str(demo_archive) in t for t in buttons), (
+        "the recent archive is offered on the next launch"
+    )
+
+
+def test_window_state_and_composite_persist(qtbot, window, settings):
+    window.state.set_composite(
+        window.state.composite.with_(stretch="minmax", preset=None, rgb=("B08", "B04", "B03"))
+    )
+    window.resize(640, 480)  # within the offscreen screen, which clamps restored geometry
+    window.close()
+    again = mw.MainWindow(settings=settings)
+    qtbot.addWidget(again)
+    assert again.state.composite.stretch == "minmax" and again.state.composite.rgb == (
+        "B08",
+        "B04",
+        "B03",
+    )
+    assert again.size().width() == 640
+
+
+def test_dropping_a_folder_opens_it(qtbot, window, demo_archive):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(demo_archive))])
+    event = QDropEvent(
+        QPointF(5, 5),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(event)
+    qtbot.waitUntil(lambda: window.state.archive is not None, timeout=20_000)
+    assert window.state.archive.root == demo_archive.resolve()
+
+
+def test_opening_a_missing_folder_is_a_message(window, tmp_path):
+    window.open_archive(tmp_path / "nowhere")
+    assert "nowhere" in window.status_label.text() and "not a folder" in window.status_label.text()
+    assert window.notifications.count() == 1 and window.notif_dock.isVisibleTo(window)
+
+
+def test_demo_in_one_click_gives_a_search(qtbot, window):
+    window.welcome.demo_button.click()
+    qtbot.waitUntil(lambda: window.state.results is not None, timeout=90_000)
+    assert len(window.state.archive) == 200
+    assert window.state.index is not None and window.state.index.meta.method == "spectral"
+    assert window.tabs.tabText(window.tabs.currentIndex()) == "Search"
+    assert window.panel("Search").result_count() == window.state.k
+
+
+def test_missing_panel_becomes_a_placeholder(qtbot, window, demo_archive, monkeypatch):
+    monkeypatch.setattr(
+        mw, "EXTRA_PANELS", (("Ghost", "rsgui.app.panels.no_such_panel", "GhostPanel"),)
+    )
+    window.ensure_workspace()
+    panel = window.panel("Ghost")
+    assert isinstance(panel, QLabel) and "not available" in panel.text()
+
+
+def test_uncaught_error_is_shown_and_logged_not_fatal(qtbot, window, tmp_path):
+    from rsgui.app.logging_setup import log_file_path, setup_logging
+
+    log = setup_logging()
+    assert log == log_file_path() and str(tmp_path / "data") in str(log)
+    try:
+        raise ValueError("tiles/x.tif: broken header")
+    except ValueError:
+        sys.excepthook(*sys.exc_info())
+    qtbot.waitUntil(lambda: "broken header" in window.status_label.text(), timeout=2000)
+    assert "x.tif" in window.status_label.text() and window.isVisible()
+    for h in __import__("logging").getLogger().handlers:
+        h.flush()
+    text = log.read_text()
+    assert "Traceback" in text and "tiles/x.tif: broken header" in text
+
+
+# --- the worker pattern ----------------------------------------------------------------------
+def slow_job(n, delay=0.01):
+    for i in range(n):
+        time.sleep(delay)
+        yield Progress(i + 1, n, "step")
+    return "done"
+
+
+def callback_job(n, progress=None, cancel=None):
+    for i in range(n):
+        if cancel():
+            raise Cancelled()
+        time.sleep(0.01)
+        progress(i + 1, n, "cb")
+    return n
+
+
+@pytest.mark.parametrize(("job", "expected"), [(slow_job, "done"), (callback_job, 10)])
+def test_worker_reports_progress_and_returns(qtbot, job, expected):
+    state = AppState()
+    seen, out = [], []
+    task = state.tasks.start(job, 10, name="t", on_progress=seen.append, on_returned=out.append)
+    assert state.tasks.wait_idle(10)
+    assert out == [expected] and task.result == expected
+    assert task.state == "done" and seen and seen[-1].done == 10 and seen[-1].total == 10
+
+
+@pytest.mark.parametrize("job", [slow_job, callback_job])
+def test_worker_cancel(qtbot, job):
+    state = AppState()
+    returned, cancelled = [], []
+    task = state.tasks.start(
+        job,
+        1000,
+        name="long",
+        on_returned=returned.append,
+        on_cancelled=lambda: cancelled.append(1),
+    )
+    qtbot.waitUntil(lambda: task.progress.done >= 2, timeout=5000)
+    task.cancel()
+    assert state.tasks.wait_idle(5)
+    assert task.state == "cancelled" and cancelled == [1] and returned == []
+    assert task.progress.done < 1000
+
+
+def test_exclusive_key_cancels_the_older_job(qtbot):
+    state = AppState()
+    first = state.tasks.start(slow_job, 1000, name="a", key="k")
+    qtbot.waitUntil(lambda: first.progress.done >= 1, timeout=5000)
+    second = state.tasks.start(slow_job, 3, name="b", key="k")
+    assert state.tasks.wait_idle(10)
+    assert first.state == "cancelled" and second.state == "done"
+
+
+def test_failed_job_is_a_notification(qtbot):
+    state = AppState()
+    notes = []
+    state.notified.connect(notes.append)
+
+    def bad():
+        raise OSError("archive/t.tif: permission denied")
+
+    task = state.tasks.start(bad, name="Read")
+    assert state.tasks.wait_idle(5)
+    assert task.state == "failed" and notes[-1].level == "error"
+    assert "Read failed: archive/t.tif: permission denied" == notes[-1].text
+
+
+def test_same_job_runs_headless():
+    seen = []
+    assert run_sync(slow_job, 3, 0.0, on_progress=seen.append) == "done"
+    assert [p.done for p in seen] == [1, 2, 3]
+    assert run_sync(callback_job, 2, cancel=lambda: False, on_progress=seen.append) == 2
+
+
+def test_device_menu_lists_devices_and_remembers_the_choice(window, settings, monkeypatch):
+    from rsgui.app import devices
+
+    monkeypatch.setattr(
+        devices,
+        "list_devices",
+        lambda: [devices.Device("cuda:0", "cuda:0 — test GPU"), devices.Device("cpu", "CPU")],
+    )
+    window._fill_device_menu()
+    labels = [a.text() for a in window.device_menu.actions()]
+    assert labels == ["cuda:0 — test GPU", "CPU"]
+    window.device_menu.actions()[0].trigger()
+    assert window.state.device == "cuda:0" and settings.device() == "cuda:0"
+    assert [a.isChecked() for a in window.device_menu.actions()] == [True, False]
+
+
+def test_screenshot_mode_saves_one_png_per_panel(qtbot, tmp_path, demo_archive, monkeypatch):
+    import shutil
+
+    from PySide6.QtGui import QImage
+
+    from rsgui.app.screenshot import run_screenshots
+
+    monkeypatch.setenv("RSGUI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RSGUI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(mw, "EXTRA_PANELS", (("Evaluation", "rsgui.app.panels.not_here", "X"),))
+    archive = tmp_path / "arch"
+    shutil.copytree(demo_archive, archive, ignore=shutil.ignore_patterns(".rsgui"))
+    out = tmp_path / "shots"
+    assert run_screenshots(out, archive) == 0
+    names = sorted(p.name for p in out.glob("*.png"))
+    for expected in (
+        "browser.png",
+        "viewer.png",
+        "viewer-ndvi.png",
+        "query.png",
+        "window.png",
+        "welcome.png",
+        "evaluation.png",
+    ):
+        assert expected in names
+    img = QImage(str(out / "query.png"))
+    assert img.width() > 300 and img.height() > 300
