@@ -22,7 +22,9 @@ REFERENCE = ("cdcgan", "rgb", "cpu")
 BANDS = {"rgb": 3, "ms10": 10}
 
 
-def measure(method: str, bands: str, device: str, width: float, batch: int, steps: int, warmup: int = 2) -> float:
+def measure(
+    method: str, bands: str, device: str, width: float, batch: int, steps: int, warmup: int = 2
+) -> float:
     c = BANDS[bands]
     rng = np.random.default_rng(0)
     data = GANData(
@@ -36,7 +38,9 @@ def measure(method: str, bands: str, device: str, width: float, batch: int, step
 
     with tempfile.TemporaryDirectory() as tmp:
         tc = TrainConfig(steps=warmup + steps, batch_size=batch, checkpoint_every=0)
-        it = train_cgan(data, f"{tmp}/g.safetensors", CGANConfig(method=method, width=width), tc, device)
+        it = train_cgan(
+            data, f"{tmp}/g.safetensors", CGANConfig(method=method, width=width), tc, device
+        )
         for _ in range(warmup):
             next(it)
         if device.startswith("cuda"):

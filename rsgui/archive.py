@@ -1,8 +1,15 @@
 """An archive: a folder of image tiles with named bands, optional class labels and georeference.
 
-Opening lists the files and reads only their headers (cached in a manifest, so the second open
-of 27,000 tiles takes well under two seconds); pixels are read later, in batches, and only the
-bands asked for. Files that cannot serve as tiles are skipped and listed in ``problems``.
+Opening lists the files and reads only their headers (cached in a manifest, see
+:mod:`rsgui.manifest`, so the second open of 27,000 tiles takes under a second); pixels are read
+later, in batches, and only the bands asked for. Files that cannot serve as tiles are skipped and
+listed in ``problems`` with the reason.
+
+Decisions are taken per header "kind" (shape, dtype, band descriptions, CRS...), of which an
+archive has a handful, not per file: the archive's shape is the most common (count, h, w), its
+band order the most common one, and a file whose descriptions name the same bands in another
+order is read by name. Plain uncompressed GeoTIFFs (EuroSAT's) are read with one seek and one
+read; everything else goes through rasterio. ``RSGUI_FAST_TIFF=0`` sends everything to rasterio.
 """
 
 from __future__ import annotations

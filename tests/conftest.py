@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 import zlib
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Small matrix problems run far slower with BLAS threads fighting over two cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from pathlib import Path  # noqa: E402
 
@@ -36,6 +39,7 @@ def write_tile():
     import rasterio
     from affine import Affine
     from rasterio.crs import CRS
+    from rasterio.errors import NotGeoreferencedWarning
 
     def _write(
         path,
@@ -69,11 +73,13 @@ def write_tile():
                 crs=CRS.from_epsg(epsg),
                 transform=Affine(10.0, 0.0, origin[0], 0.0, -10.0, origin[1]),
             )
-        with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(path, "w", **profile) as dst:
-            dst.write(data)
-            if descriptions is not None:
-                for i, d in enumerate(descriptions, start=1):
-                    dst.set_band_description(i, d)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # crs=False on purpose
+            with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(path, "w", **profile) as dst:
+                dst.write(data)
+                if descriptions is not None:
+                    for i, d in enumerate(descriptions, start=1):
+                        dst.set_band_description(i, d)
         return path
 
     return _write

@@ -532,6 +532,7 @@ def _gdal_header(path: Path, monkeypatch) -> dict:
         ({"compress": "deflate"}, False),
     ],
 )
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_plain_tiff_header_matches_gdal(kwargs, plain, tmp_path, write_tile, monkeypatch):
     p = write_tile(tmp_path / "t.tif", size=(24, 20), **kwargs)
     fast = mf.read_header(p)

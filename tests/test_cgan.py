@@ -21,10 +21,16 @@ def _data(n=16, size=16, channels=3, seed=0) -> GANData:
     """Two trivially separable classes: dark tiles (0.1) and bright tiles (0.9)."""
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % 2
-    px = np.where(labels[:, None, None, None] == 0, 0.1, 0.9) + rng.normal(0, 0.02, (n, channels, size, size))
+    px = np.where(labels[:, None, None, None] == 0, 0.1, 0.9) + rng.normal(
+        0, 0.02, (n, channels, size, size)
+    )
     bands = RGB if channels == 3 else tuple(f"B{i:02d}" for i in range(1, channels + 1))
     return GANData(
-        px.astype(np.float32), labels.astype(np.int64), ("Dark", "Bright"), bands, {"clip": 4095, "divisor": 4095}
+        px.astype(np.float32),
+        labels.astype(np.int64),
+        ("Dark", "Bright"),
+        bands,
+        {"clip": 4095, "divisor": 4095},
     )
 
 
@@ -110,7 +116,11 @@ def test_cancel_then_resume_matches_uninterrupted(tmp_path):
     part = tmp_path / "part.safetensors"
     seen = []
     it = train_cgan(
-        data, part, CGANConfig(**cfg), TrainConfig(steps=4, batch_size=8), cancel=lambda: len(seen) >= 2
+        data,
+        part,
+        CGANConfig(**cfg),
+        TrainConfig(steps=4, batch_size=8),
+        cancel=lambda: len(seen) >= 2,
     )
     run_training(it, seen.append)
     assert load_checkpoint(part)[1]["step"] == 2
@@ -137,3 +147,30 @@ def test_build_models_initialisation():
     g, _ = build_models(CGANConfig(image_size=16, width=0.125))
     w = g.fc.weight.detach()
     assert abs(float(w.std()) - 0.02) < 0.005
+
+
+def test_cli_train_gan_then_deephash_with_generated_tiles(demo_archive, tmp_path, capsys):
+    from rsgui.cli import main
+
+    gan = tmp_path / "acgan.safetensors"
+    args = ["train", str(demo_archive), "--method", "acgan", "--bands", "ms10", "--out", str(gan)]
+    assert main([*args, "--steps", "2", "--batch-size", "4"]) == 0
+    _, meta = load_checkpoint(gan, "acgan")
+    assert meta["step"] == 2 and len(meta["band_names"]) == 10 and len(meta["classes"]) == 10
+    assert main([*args, "--steps", "3", "--batch-size", "4", "--resume", str(gan)]) == 0
+    assert load_checkpoint(gan)[1]["step"] == 3
+
+    dh = tmp_path / "dh.safetensors"
+    rc = main(
+        ["train", str(demo_archive), "--method", "deephash", "--bands", "ms10", "--bits", "16",
+         "--out", str(dh), "--steps", "2", "--batch-size", "12", "--augment", str(gan), "--n-generated", "20"]
+    )  # fmt: skip
+    assert rc == 0
+    _, meta = load_checkpoint(dh, "deephash")
+    assert (
+        meta["n_generated"] == 20 and meta["augment"] == "acgan.safetensors" and meta["bits"] == 16
+    )
+    rc = main(
+        ["train", str(demo_archive), "--method", "cdcgan", "--bands", "all", "--out", str(gan)]
+    )
+    assert rc == 2 and "rgb or ms10" in capsys.readouterr().err

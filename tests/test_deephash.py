@@ -98,7 +98,9 @@ def test_training_separates_classes(tmp_path):
     ham = (codes[:, None] != codes[None]).sum(-1)
     same = data.labels[:, None] == data.labels[None]
     assert ham[same].mean() + 3 < ham[~same].mean()
-    assert meta["method"] == "deephash" and meta["bits"] == 16 and meta["classes"] == ["A", "B", "C"]
+    assert (
+        meta["method"] == "deephash" and meta["bits"] == 16 and meta["classes"] == ["A", "B", "C"]
+    )
     assert meta["band_names"] == list(RGB) and meta["step"] == 150
 
 
@@ -166,7 +168,20 @@ def test_encoder_and_index_command(demo_archive, tmp_path, tiny_feature_net, ban
         enc.encode(px[:, :2])
 
     index = tmp_path / "idx"
-    rc = main(["index", str(demo_archive), "--method", "deephash", "--model", str(out), "--out", str(index)])
+    rc = main(
+        [
+            "index",
+            str(demo_archive),
+            "--method",
+            "deephash",
+            "--model",
+            str(out),
+            "--out",
+            str(index),
+        ]
+    )
     assert rc == 0
     idx = HashIndex.load(index)
-    assert len(idx) == data.inputs.shape[0] and idx.meta.bits == 16 and idx.meta.method == "deephash"
+    assert (
+        len(idx) == data.inputs.shape[0] and idx.meta.bits == 16 and idx.meta.method == "deephash"
+    )

@@ -66,7 +66,9 @@ def test_inception_score_bounds():
     k = 5
     confident_diverse = np.eye(k)[np.arange(100) % k]
     uniform = np.full((100, k), 1 / k)
-    assert inception_score_from_probs(confident_diverse, n_splits=1)[0] == pytest.approx(k, rel=1e-6)
+    assert inception_score_from_probs(confident_diverse, n_splits=1)[0] == pytest.approx(
+        k, rel=1e-6
+    )
     assert inception_score_from_probs(uniform, n_splits=1)[0] == pytest.approx(1.0)
     one_class = np.eye(k)[np.zeros(100, int)]
     assert inception_score_from_probs(one_class, n_splits=2)[0] == pytest.approx(1.0)

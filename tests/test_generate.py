@@ -71,7 +71,24 @@ def test_cli_writes_labelled_geotiffs(gan_ckpt, tmp_path, class_name, n):
 
     g = load(gan_ckpt)
     out = tmp_path / "gen"
-    assert main(["generate", "--model", str(gan_ckpt), "--class", class_name, "--n", str(n), "--out", str(out), "--seed", "7"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(gan_ckpt),
+                "--class",
+                class_name,
+                "--n",
+                str(n),
+                "--out",
+                str(out),
+                "--seed",
+                "7",
+            ]
+        )
+        == 0
+    )
     classes = list(g.classes) if class_name == "all" else [class_name]
     assert sorted(p.name for p in out.iterdir()) == sorted(classes)
     for c in classes:
@@ -89,7 +106,19 @@ def test_cli_writes_labelled_geotiffs(gan_ckpt, tmp_path, class_name, n):
 
 
 def test_cli_unknown_class(gan_ckpt, tmp_path, capsys):
-    rc = main(["generate", "--model", str(gan_ckpt), "--class", "Desert", "--n", "1", "--out", str(tmp_path / "x")])
+    rc = main(
+        [
+            "generate",
+            "--model",
+            str(gan_ckpt),
+            "--class",
+            "Desert",
+            "--n",
+            "1",
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "Desert" in err and "Forest, River, SeaLake" in err
@@ -99,5 +128,20 @@ def test_cli_unknown_class(gan_ckpt, tmp_path, capsys):
 def test_cli_refuses_non_gan(tmp_path, capsys):
     bogus = tmp_path / "m.safetensors"
     bogus.write_bytes(b"not a model")
-    assert main(["generate", "--model", str(bogus), "--class", "A", "--n", "1", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(bogus),
+                "--class",
+                "A",
+                "--n",
+                "1",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "m.safetensors" in capsys.readouterr().err

@@ -228,3 +228,29 @@ def test_cli_refuses_band_contradictions(tmp_path, demo_archive, method, bands, 
 
     with pytest.raises(CliError, match=message):
         run(cli_args(demo_archive, tmp_path / "m", method=method, bands=bands))
+
+
+def test_partners_are_similar_tiles():
+    from training.train_uahm import with_partners
+
+    tiles, _ = data()
+    ssm = tiny_ssm(tiles)
+    anchors = torch.tensor([0, 5, 9])
+    idx = with_partners(anchors, ssm, torch.Generator().manual_seed(0))
+    assert idx[:3].tolist() == [0, 5, 9]
+    for a, p in zip(idx[:3].tolist(), idx[3:].tolist(), strict=True):
+        assert p != a and ssm.rows([a])[0, p]
+
+
+def test_generated_tiles_leave_bn_running_stats_alone():
+    from training.train_uahm import frozen_bn_stats
+    from training.uahm import build
+
+    _, d = build(cfg())
+    bn = d.body[1]
+    before = bn.running_mean.clone()
+    with frozen_bn_stats(d):
+        d(torch.rand(4, 10, SIZE, SIZE))
+    assert torch.equal(bn.running_mean, before) and bn.momentum == 0.1
+    d(torch.rand(4, 10, SIZE, SIZE))
+    assert not torch.equal(bn.running_mean, before)

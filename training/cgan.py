@@ -33,7 +33,9 @@ class CGANConfig:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"unknown conditional GAN {self.method!r}; choose {', '.join(METHODS)}")
+            raise ValueError(
+                f"unknown conditional GAN {self.method!r}; choose {', '.join(METHODS)}"
+            )
         n = math.log2(self.image_size)
         if n != int(n) or self.image_size < 8:
             raise ValueError(f"image size must be a power of two >= 8, not {self.image_size}")

@@ -126,9 +126,7 @@ def triplet_loss(
     return F.relu(d_ap - d_an + margin).mean()
 
 
-def triplet_loss_all(
-    anchors: torch.Tensor, negatives: torch.Tensor, margin: float
-) -> torch.Tensor:
+def triplet_loss_all(anchors: torch.Tensor, negatives: torch.Tensor, margin: float) -> torch.Tensor:
     """Eq. 4.9 over every (anchor, positive, negative) triple of one batch (beyond the method):
     ``anchors`` (A, L) all of one class, ``negatives`` (N, L) of another."""
     d_ap = torch.cdist(anchors, anchors) ** 2  # (A, A)

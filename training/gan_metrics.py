@@ -66,7 +66,8 @@ def kid_from_features(
     rng = np.random.default_rng(seed)
     vals = [
         _poly_mmd2_unbiased(
-            real[rng.choice(len(real), m, replace=False)], fake[rng.choice(len(fake), m, replace=False)]
+            real[rng.choice(len(real), m, replace=False)],
+            fake[rng.choice(len(fake), m, replace=False)],
         )
         for _ in range(n_subsets)
     ]
@@ -109,7 +110,9 @@ def load_efficientnet(device="cpu") -> torch.nn.Module:
 
 
 @torch.no_grad()
-def classifier_probs(rgb01: np.ndarray, device="cpu", batch_size: int = 64, size: int = 224) -> np.ndarray:
+def classifier_probs(
+    rgb01: np.ndarray, device="cpu", batch_size: int = 64, size: int = 224
+) -> np.ndarray:
     """(N, 3, H, W) true colour in [0, 1] -> (N, 1000) ImageNet class probabilities."""
     net = load_efficientnet(device)
     mean = torch.tensor(IMAGENET_MEAN, device=device)[:, None, None]
@@ -198,5 +201,7 @@ def score_generated(
         "bands": band_statistics(real, fake, band_names),
     }
     if with_is:
-        out["is_style"], out["is_style_std"] = is_style_score(np.clip(fake_rgb * gain, 0, 1), device=device)
+        out["is_style"], out["is_style_std"] = is_style_score(
+            np.clip(fake_rgb * gain, 0, 1), device=device
+        )
     return out

@@ -39,9 +39,7 @@ class LoadedGenerator:
 
     def class_index(self, name: str) -> int:
         if name not in self.classes:
-            raise ValueError(
-                f"unknown class {name!r}; the model knows: {', '.join(self.classes)}"
-            )
+            raise ValueError(f"unknown class {name!r}; the model knows: {', '.join(self.classes)}")
         return self.classes.index(name)
 
 

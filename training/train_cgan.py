@@ -17,8 +17,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.cgan import CGANConfig, Discriminator, Generator, d_loss, g_loss, init_weights
-from training.cgan import sample_noise
+from training.cgan import (
+    CGANConfig,
+    Discriminator,
+    Generator,
+    d_loss,
+    g_loss,
+    init_weights,
+    sample_noise,
+)
 from training.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -69,7 +76,9 @@ def load_gan_data(archive_root, bands: str = "rgb", indices=None, progress=None)
 
     arc = Archive.open(archive_root, progress=progress)
     if not arc.classes:
-        raise ValueError(f"{archive_root}: the archive has no class folders; a conditional GAN needs labels")
+        raise ValueError(
+            f"{archive_root}: the archive has no class folders; a conditional GAN needs labels"
+        )
     idx = np.arange(len(arc)) if indices is None else np.asarray(indices)
     idx = idx[arc.labels[idx] >= 0]
     batch = arc.read(idx.tolist(), bands=bands)
@@ -160,7 +169,9 @@ def train_cgan(
             raise ValueError(f"{resume}: not a conditional GAN checkpoint")
         model_cfg = CGANConfig.from_dict(meta["config"])
         if tuple(meta["band_names"]) != tuple(data.band_names):
-            raise ValueError(f"{resume}: trained on bands {meta['band_names']}, not {data.band_names}")
+            raise ValueError(
+                f"{resume}: trained on bands {meta['band_names']}, not {data.band_names}"
+            )
         if tuple(meta["classes"]) != tuple(data.classes):
             raise ValueError(f"{resume}: trained on classes {meta['classes']}, not {data.classes}")
         step, history = int(meta["step"]), list(meta.get("history", []))

@@ -93,7 +93,9 @@ class DeepHashData:
 _INCEPTION: dict = {}
 
 
-def inception_features(rgb01: np.ndarray, settings: dict, device="cpu", progress=None) -> np.ndarray:
+def inception_features(
+    rgb01: np.ndarray, settings: dict, device="cpu", progress=None
+) -> np.ndarray:
     """(N, 3, H, W) true-colour tiles in [0, 1] -> (N, 2048) float32 Inception v3 features."""
     from training.inception import extract_features, load_inception
 
@@ -116,7 +118,9 @@ def generated_tiles(
     gen = load(gan_ckpt)
     unknown = [c for c in gen.classes if c not in classes]
     if unknown:
-        raise ValueError(f"{gan_ckpt}: the GAN knows classes the archive lacks: {', '.join(unknown)}")
+        raise ValueError(
+            f"{gan_ckpt}: the GAN knows classes the archive lacks: {', '.join(unknown)}"
+        )
     pick = band_indices(gen.band_names, band_names)
     per = np.full(len(gen.classes), n_total // len(gen.classes))
     per[: n_total % len(gen.classes)] += 1
@@ -167,7 +171,9 @@ def prepare_data(
     settings = None
     if bands == "rgb":
         settings = dict(features or DEFAULT_FEATURES)
-        real_f = _cached_features(real, [arc.records[i].path for i in idx], settings, out, device, progress)
+        real_f = _cached_features(
+            real, [arc.records[i].path for i in idx], settings, out, device, progress
+        )
         if len(gen_x):
             inputs = np.concatenate([real_f, inception_features(gen_x, settings, device)])
         else:
@@ -342,7 +348,9 @@ def train_deephash(
 
 
 @torch.no_grad()
-def hash_outputs(net: DeepHashNet, inputs: np.ndarray, device="cpu", batch_size: int = 256) -> np.ndarray:
+def hash_outputs(
+    net: DeepHashNet, inputs: np.ndarray, device="cpu", batch_size: int = 256
+) -> np.ndarray:
     """Sigmoid outputs (N, bits) of a trained net on prepared inputs (features or tiles)."""
     net.eval()
     out = []

@@ -16,6 +16,7 @@ not restart the optimiser. A cancel leaves the last checkpoint as it was (writes
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +43,7 @@ class TrainSettings:
     w_binary: float = 0.1  # w1 of eq. 5.8
     w_semantic: float = 0.1  # w2 of eq. 5.8
     dissimilar_target: float = -1.0  # target code product of dissimilar pairs (-1 = method)
+    pair_sampling: bool = False  # half of each batch: a similar partner of the other half
     seed: int = 0
     augment: bool = False  # random flips and 90-degree rotations of real tiles
     amp: bool = False  # bfloat16 autocast on CUDA
@@ -134,6 +136,40 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         if m.any():
             out[m] = torch.rot90(out[m], k, dims=(-2, -1))
     return out
+
+
+def with_partners(anchors: torch.Tensor, ssm, gen: torch.Generator) -> torch.Tensor:
+    """Anchors followed by one random similar tile of each (itself when it has none).
+
+    With K of a few hundred among thousands, a random batch of 64 holds only a few similar
+    pairs, so the semantic loss mostly hears "dissimilar"; partners give every batch positives.
+    """
+    rows = ssm.rows(anchors.numpy())
+    rows[np.arange(len(anchors)), anchors.numpy()] = False
+    partners = []
+    for a, row in zip(anchors.tolist(), rows, strict=True):
+        cand = np.flatnonzero(row)
+        pick = int(torch.randint(len(cand), (1,), generator=gen)) if len(cand) else -1
+        partners.append(int(cand[pick]) if len(cand) else a)
+    return torch.cat([anchors, torch.tensor(partners, dtype=anchors.dtype)])
+
+
+@contextlib.contextmanager
+def frozen_bn_stats(module: torch.nn.Module):
+    """Batch norm still normalises by the batch, but its running statistics ignore this pass.
+
+    The discriminator sees generated tiles in two of its three passes per step; letting them
+    into the running statistics would make the encoder (eval mode) normalise real tiles with
+    statistics of generated ones."""
+    bns = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, mom in zip(bns, saved, strict=True):
+            m.momentum = mom
 
 
 def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
@@ -288,6 +324,8 @@ def train(
             return
         rng = step_generator(settings.seed, step)
         idx = torch.randperm(n, generator=rng)[:batch]
+        if settings.pair_sampling and semantic:
+            idx = with_partners(idx[: (batch + 1) // 2], ssm, rng)[:batch]
         x = tiles[idx].to(device, torch.float32)
         if settings.augment:
             x = augment_batch(x, rng)
@@ -343,7 +381,8 @@ def _step(d, g, opt_d, opt_g, x, z, s, settings: TrainSettings, cfg: UAHMConfig)
         return parts
     fake = g(z)
     real_logit, h = d(x)
-    fake_logit, _ = d(fake.detach())
+    with frozen_bn_stats(d):
+        fake_logit, _ = d(fake.detach())
     loss_d, parts = discriminator_loss(
         real_logit.float(),
         fake_logit.float(),
@@ -356,7 +395,8 @@ def _step(d, g, opt_d, opt_g, x, z, s, settings: TrainSettings, cfg: UAHMConfig)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
-    logit, _ = d(fake)
+    with frozen_bn_stats(d):
+        logit, _ = d(fake)
     loss_g = generator_loss(logit.float())
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()

@@ -198,6 +198,8 @@ class WelcomePage(QWidget):
             b = QToolButton()
             b.setText(path)
             b.setAutoRaise(True)
+            b.setCursor(Qt.CursorShape.PointingHandCursor)
+            b.setStyleSheet("QToolButton { color: palette(link); text-decoration: underline; }")
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             b.clicked.connect(lambda _=False, p=path: self.window_.open_archive(p))
             self.recent.addWidget(b)
@@ -564,8 +566,9 @@ class MainWindow(QMainWindow):
         self.notifications.scrollToBottom()
         while self.notifications.count() > 300:
             self.notifications.takeItem(0)
-        if notice.level == "error":
+        if notice.level == "error" and not self.notif_dock.isVisible():
             self.notif_dock.setVisible(True)
+            self.resizeDocks([self.notif_dock], [110], Qt.Orientation.Vertical)
 
     def _tasks_changed(self) -> None:
         active = self.state.tasks.active

@@ -10,6 +10,7 @@ user's own settings are untouched.
 from __future__ import annotations
 
 import logging
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -52,10 +53,23 @@ def _save(widget: QWidget, path: Path) -> Path:
     return path
 
 
+def _quiet_offscreen() -> None:
+    """Drop the offscreen platform's harmless 'propagateSizeHints' notices from the output."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    def handler(_mode, _context, message: str) -> None:
+        if "propagateSizeHints" not in message:
+            print(message, file=sys.stderr)
+
+    qInstallMessageHandler(handler)
+
+
 def run_screenshots(outdir: str | Path, archive: str | Path | None = None) -> int:
     from rsgui.app.main_window import MainWindow, demo_job
     from rsgui.app.settings import Settings, user_data_dir
 
+    if QApplication.platformName() == "offscreen":
+        _quiet_offscreen()
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="rsgui-shot-")
@@ -118,11 +132,10 @@ def run_screenshots(outdir: str | Path, archive: str | Path | None = None) -> in
     _save(window, out / "window.png")
 
     # The other panels (written against AppState), through their optional hook
-    for title, name in (
-        ("Evaluation", "evaluation"),
-        ("Training", "training"),
-        ("GAN samples", "samples"),
-    ):
+    from rsgui.app import main_window
+
+    for title, module, _cls in main_window.EXTRA_PANELS:
+        name = module.rsplit(".", 1)[-1]  # evaluation.png, training.png, samples.png
         window.show_tab(title)
         panel = window.panel(title)
         hook = getattr(panel, "screenshot_demo", None)

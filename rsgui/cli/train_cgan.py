@@ -100,8 +100,11 @@ def _run_deephash(args: argparse.Namespace) -> int:
     tc.seed = args.seed
     if args.steps is not None:
         tc.steps = args.steps
-    if args.batch_size is not None:
-        tc.batch_size = args.batch_size
+    if args.batch_size is not None:  # the method's 2:1 split of anchor-class and other tiles
+        if args.batch_size < 3:
+            raise ValueError("deep hashing needs --batch-size of at least 3")
+        tc.batch_pos = max(2, round(args.batch_size * 2 / 3))
+        tc.batch_neg = args.batch_size - tc.batch_pos
     if args.checkpoint_every is not None:
         tc.checkpoint_every = args.checkpoint_every
     n_gen = args.n_generated if args.n_generated is not None else (5000 if args.augment else 0)
@@ -124,7 +127,9 @@ def _run_deephash(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     with _interrupt_flag() as cancel, ProgressBar("deephash") as bar:
-        it = train_deephash(data, args.out, args.bits, tc, device, resume=args.resume, cancel=cancel)
+        it = train_deephash(
+            data, args.out, args.bits, tc, device, resume=args.resume, cancel=cancel
+        )
         path = _drive(it, bar)
         stopped = cancel()
     print(f"{'stopped; ' if stopped else ''}checkpoint written to {path}", file=sys.stderr)

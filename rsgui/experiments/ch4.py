@@ -116,16 +116,19 @@ def run(args: argparse.Namespace) -> int:
 
     arc = Archive.open(args.archive)
     if len(arc.classes) < 2:
-        raise ValueError(f"{args.archive}: the protocol needs a labelled archive with two or more classes")
+        raise ValueError(
+            f"{args.archive}: the protocol needs a labelled archive with two or more classes"
+        )
     labels = arc.labels
     counts = [int((labels == c).sum()) for c in range(len(arc.classes))]
     per_class = test_per_class(counts)
     test_idx, train_idx = split(labels, per_class, seed)
     k = min(100, len(test_idx) - 1)
-    log(f"{len(arc)} tiles, {len(arc.classes)} classes; {len(test_idx)} test, {len(train_idx)} train; MAP@{k}")
+    log(
+        f"{len(arc)} tiles, {len(arc.classes)} classes; {len(test_idx)} test, {len(train_idx)} train; MAP@{k}"
+    )
 
     # ---- real tiles and their Inception features (computed once) ----
-    from training.gan_metrics import rgb_composite
     from training.train_deephash import _cached_features
 
     rgb = arc.read(np.arange(len(arc)).tolist(), bands="rgb").pixels
@@ -159,7 +162,6 @@ def run(args: argparse.Namespace) -> int:
     )
     from training.generate import generate, load
     from training.train_cgan import GANData, TrainConfig, run_training, train_cgan
-    from training.train_deephash import generated_tiles, inception_features
 
     gain = float(cfg["features"]["rgb_gain"])
     train_rgb = rgb[train_idx]
@@ -182,8 +184,7 @@ def run(args: argparse.Namespace) -> int:
         gen = load(ckpt, str(device))
         gan_hist[method] = gen.meta.get("history", [])
         n_gen = cfg["n_generated"]
-        gx, gy = generated_tiles(gen, tuple(arc.classes), n_gen, ("B04", "B03", "B02"), seed)
-        gf = inception_features(gx, cfg["features"], device)
+        gx, gy, gf = _generated(gen, ckpt, arc.classes, n_gen, cfg["features"], seed, device)
         t_train = time.perf_counter() - t0
         fid = fid_from_features(feats[train_idx], gf)
         kid, kid_std = kid_from_features(feats[train_idx], gf, n_subsets=50)
@@ -200,11 +201,22 @@ def run(args: argparse.Namespace) -> int:
             "is_style": is_m,
             "is_style_std": is_s,
             "n_generated": int(len(gx)),
-            "per_class_fid": _per_class_fid(feats[train_idx], labels[train_idx], gf, gy, arc.classes),
+            "per_class_fid": _per_class_fid(
+                feats[train_idx], labels[train_idx], gf, gy, arc.classes
+            ),
         }
         results["timings_s"][f"gan_{method}"] = t_train
         gen_sets[method] = (gx, gy, gf)
-        _sample_grid(gen, arc.classes, train_rgb, labels[train_idx], gain, out / f"samples_{method}.png", seed, generate)
+        _sample_grid(
+            gen,
+            arc.classes,
+            train_rgb,
+            labels[train_idx],
+            gain,
+            out / f"samples_{method}.png",
+            seed,
+            generate,
+        )
         log(f"{method}: FID {fid:.1f}, KID {kid:.4f}, IS-style {is_m:.2f}")
     is_real = (
         is_style_score(np.clip(train_rgb * gain, 0, 1), device=device)[0]
@@ -287,6 +299,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generated(gen, ckpt: Path, classes, n: int, features: dict, seed: int, device):
+    """Generated true-colour tiles, labels and their features; cached beside the GAN."""
+    from rsgui.atomic import atomic_path
+    from training.train_deephash import generated_tiles, inception_features
+
+    key = json.dumps([gen.meta["step"], n, features, seed, list(classes)], sort_keys=True)
+    cache = ckpt.with_name(ckpt.stem + "_generated.npz")
+    if cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                if str(z["key"]) == key:
+                    return z["tiles"], z["labels"], z["features"]
+        except (OSError, ValueError, KeyError):
+            pass
+    gx, gy = generated_tiles(gen, tuple(classes), n, ("B04", "B03", "B02"), seed)
+    gf = inception_features(gx, features, device)
+    with atomic_path(cache) as tmp:
+        np.savez(tmp, tiles=gx, labels=gy, features=gf, key=np.array(key))
+    return gx, gy, gf
+
+
 def _json_default(o):
     if isinstance(o, np.generic):
         return o.item()
@@ -350,12 +383,16 @@ def _sample_grid(gen, classes, real, real_y, gain, path: Path, seed, generate, n
             if tile.shape[-1] != s:
                 tile = _resize(tile, s)
             y0, x0 = r * (s + pad), c * (s + pad) + (pad * 4 if c >= 3 else 0)
-            mosaic[y0 : y0 + s, x0 : x0 + s] = np.clip(np.transpose(tile[:3], (1, 2, 0)) * gain, 0, 1)
+            mosaic[y0 : y0 + s, x0 : x0 + s] = np.clip(
+                np.transpose(tile[:3], (1, 2, 0)) * gain, 0, 1
+            )
     h, w = mosaic.shape[:2]
     fig, ax = plt.subplots(figsize=(w / 60 + 1.6, h / 60 + 0.5))
     ax.imshow(mosaic, interpolation="nearest")
     ax.set_yticks([(r + 0.5) * (s + pad) for r in range(len(classes))], list(classes), fontsize=7)
-    ax.set_xticks([1.5 * (s + pad), (3 + n / 2) * (s + pad) + pad * 4], ["real", "generated"], fontsize=7)
+    ax.set_xticks(
+        [1.5 * (s + pad), (3 + n / 2) * (s + pad) + pad * 4], ["real", "generated"], fontsize=7
+    )
     ax.set_title(f"{gen.meta['method']} after {gen.meta['step']} steps", fontsize=8)
     fig.subplots_adjust(left=0.2, right=0.98, top=0.94, bottom=0.04)
     with atomic_path(path) as tmp:
@@ -465,7 +502,9 @@ def report(r: dict, mid: int) -> str:
         cells = []
         for b in bits:
             v = d.get(b, d.get(str(b)))
-            cells.append("-" if v is None else (f"**{v:.4f}**" if (v, s, b) == best else f"{v:.4f}"))
+            cells.append(
+                "-" if v is None else (f"**{v:.4f}**" if (v, s, b) == best else f"{v:.4f}")
+            )
         L.append(f"| {SET_NAMES[s]} | " + " | ".join(cells) + " |")
     L += [
         "",
@@ -484,7 +523,11 @@ def report(r: dict, mid: int) -> str:
         if cw is None:
             continue
         allv = r["map"][s][mid]
-        L.append(f"| {SET_NAMES[s]} | " + " | ".join(f"{cw.get(x, 0):.4f}" for x in classes) + f" | {allv:.4f} |")
+        L.append(
+            f"| {SET_NAMES[s]} | "
+            + " | ".join(f"{cw.get(x, 0):.4f}" for x in classes)
+            + f" | {allv:.4f} |"
+        )
     L.append("")
     L.append("| Change | " + " | ".join(_abbr(x) for x in classes) + " | ALL |")
     L.append("| --- " * (len(classes) + 2) + "|")

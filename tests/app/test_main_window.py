@@ -4,6 +4,7 @@ logged without closing, and the worker pattern (progress, result, cancel)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -251,7 +252,9 @@ def test_screenshot_mode_saves_one_png_per_panel(qtbot, tmp_path, demo_archive, 
     monkeypatch.setenv("RSGUI_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("RSGUI_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)
-    monkeypatch.setattr(mw, "EXTRA_PANELS", (("Evaluation", "rsgui.app.panels.not_here", "X"),))
+    monkeypatch.setattr(
+        mw, "EXTRA_PANELS", (("Evaluation", "rsgui.app.panels.evaluation_missing", "X"),)
+    )
     archive = tmp_path / "arch"
     shutil.copytree(demo_archive, archive, ignore=shutil.ignore_patterns(".rsgui"))
     out = tmp_path / "shots"
@@ -264,8 +267,33 @@ def test_screenshot_mode_saves_one_png_per_panel(qtbot, tmp_path, demo_archive, 
         "query.png",
         "window.png",
         "welcome.png",
-        "evaluation.png",
+        "evaluation_missing.png",
     ):
         assert expected in names
     img = QImage(str(out / "query.png"))
     assert img.width() > 300 and img.height() > 300
+
+
+def test_start_up_does_not_import_torch(tmp_path, demo_archive):
+    """The window appears without torch; opening an archive and a spectral search need none."""
+    import subprocess
+
+    code = (
+        "import sys, os\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "from PySide6.QtCore import QSettings\n"
+        "app = QApplication([])\n"
+        "from rsgui.app.main_window import MainWindow, open_archive_job\n"
+        "from rsgui.app.settings import Settings\n"
+        f"s = Settings(QSettings({str(tmp_path / 's.ini')!r}, QSettings.Format.IniFormat))\n"
+        "w = MainWindow(settings=s); w.show(); app.processEvents()\n"
+        "shown = 'torch' in sys.modules\n"
+        f"w._archive_opened(open_archive_job({str(demo_archive)!r})); app.processEvents()\n"
+        "print(shown, 'torch' in sys.modules)\n"
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", RSGUI_DATA_DIR=str(tmp_path / "d"))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import qdebounced
 
 from rsgui.app.render import band_statistics
-from rsgui.app.state import AppState, TileRef
+from rsgui.app.state import AppState
 from rsgui.app.thumbnails import (
     IndexRole,
     ThumbnailCache,
@@ -244,7 +244,3 @@ def _short_crs(crs: str | None) -> str:
         return f"EPSG:{epsg}" if epsg else crs[:60] + "…"
     except Exception:
         return crs[:60] + "…"
-
-
-def tile_ref_for(state: AppState, i: int) -> TileRef:
-    return state.tile_ref(i)

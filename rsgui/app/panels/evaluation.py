@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from rsgui.app import jobs
+from rsgui.app.panels.training import JobRelay
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#17becf", "#7f7f7f", "#bcbd22")  # fmt: skip
@@ -54,12 +55,13 @@ def parse_ints(text: str, what: str) -> tuple[int, ...]:
 class EvaluationPanel(QWidget):
     """Checkable index list and settings on the left, the three views of the results right."""
 
-    jobEvent = Signal(object)  # progress dicts from the worker thread (queued)
     evaluated = Signal(object)  # list[jobs.EvalSummary]
 
     def __init__(self, state, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
+        self._relay = JobRelay()
+        self.jobEvent = self._relay.event  # progress dicts from the worker thread
         self.task = None
         self.results: list[jobs.EvalSummary] = []
         self._extra: list[Path] = []  # index files added by hand
@@ -130,7 +132,6 @@ class EvaluationPanel(QWidget):
         self.table.verticalHeader().hide()
 
         self.class_k = QComboBox()
-        self.class_note = QLabel("")
         self.class_k.currentIndexChanged.connect(self._draw_classwise)
         self.class_plot = pg.PlotWidget(title="Class-wise MAP")
         self.class_plot.setBackground("w")
@@ -145,7 +146,6 @@ class EvaluationPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(QLabel("Class-wise MAP at k ="))
         row.addWidget(self.class_k)
-        row.addWidget(self.class_note)
         row.addStretch(1)
         cl.addLayout(row)
         cl.addWidget(self.class_plot, 1)
@@ -154,6 +154,8 @@ class EvaluationPanel(QWidget):
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.pr_plot)
         top.addWidget(class_box)
+        top.setStretchFactor(0, 1)
+        top.setStretchFactor(1, 1)
         views.addWidget(top)
         views.addWidget(self.table)
         views.setSizes([420, 160])
@@ -170,7 +172,7 @@ class EvaluationPanel(QWidget):
         split.addWidget(left)
         split.addWidget(right)
         split.setStretchFactor(1, 1)
-        split.setSizes([300, 980])
+        split.setSizes([240, 980])
         layout = QVBoxLayout(self)
         layout.addWidget(split)
         self._update_buttons()
@@ -328,7 +330,7 @@ class EvaluationPanel(QWidget):
             colour = COLOURS[i % len(COLOURS)]
             self.pr_plot.plot(np.asarray(e.pr_recall), np.asarray(e.pr_precision),
                               pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=4,
-                              symbolBrush=colour, symbolPen=None, name=r.label)  # fmt: skip
+                              symbolBrush=colour, symbolPen=None, name=r.name)  # fmt: skip
 
     def pr_curves(self) -> list[pg.PlotDataItem]:
         return list(self.pr_plot.getPlotItem().listDataItems())
@@ -452,9 +454,12 @@ class EvaluationPanel(QWidget):
         archive = getattr(self.state, "archive", None)
         if archive is None or not archive.classes:
             return
-        if not self.index_paths():
-            for bits in (16, 64):
-                self.add_index(_demo_index(self.state, archive, bits))
+        for bits in (16, 64):  # two code lengths, so that the views compare something
+            if len(self.index_paths()) >= 2:
+                break
+            path = _demo_index(self.state, archive, bits)
+            if path not in self.index_paths():
+                self.add_index(path)
         for p in self.index_paths()[:4]:
             self.set_checked(p, True)
         self.evaluate()

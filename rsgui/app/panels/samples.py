@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -33,10 +33,11 @@ from PySide6.QtWidgets import (
 )
 
 from rsgui.app import jobs
+from rsgui.app.panels.training import JobRelay
 from rsgui.bands import COMPOSITES, INDICES
 
 ICON = 96
-PREVIEW = 256
+PREVIEW = 240
 
 
 def to_pixmap(rgb: np.ndarray) -> QPixmap:
@@ -69,11 +70,11 @@ def view_choices(band_names: tuple[str, ...]) -> list[tuple[str, dict]]:
 class SamplesPanel(QWidget):
     """Model and class choice, generation and interpolation controls, the grid and a preview."""
 
-    jobEvent = Signal(object)
-
     def __init__(self, state, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
+        self._relay = JobRelay()
+        self.jobEvent = self._relay.event  # progress dicts from the worker thread
         self.task = None
         self.info: jobs.ModelInfo | None = None
         self.samples: jobs.SampleSet | None = None
@@ -154,12 +155,21 @@ class SamplesPanel(QWidget):
         sf.addRow("View", self.view)
         sf.addRow(self.save_btn)
 
+        self.preview = QLabel()
+        self.preview.setFixedSize(PREVIEW, PREVIEW)
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setStyleSheet("background: #20242a; color: #aaa;")
+        self.preview.setText("preview")
+        self.preview_caption = QLabel()
+        self.preview_caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(gen_box)
         ll.addWidget(interp_box)
         ll.addWidget(show_box)
+        ll.addWidget(self.preview, 0, Qt.AlignmentFlag.AlignHCenter)
+        ll.addWidget(self.preview_caption)
         ll.addStretch(1)
 
         self.status = QLabel("Choose a conditional GAN checkpoint.")
@@ -177,27 +187,13 @@ class SamplesPanel(QWidget):
         self.grid.setMovement(QListView.Movement.Static)
         self.grid.setUniformItemSizes(True)
         self.grid.currentRowChanged.connect(self._show_selected)
-        self.preview = QLabel()
-        self.preview.setFixedSize(PREVIEW, PREVIEW)
-        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setStyleSheet("background: #20242a; color: #aaa;")
-        self.preview.setText("preview")
-        self.preview_caption = QLabel()
-        self.preview_caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        pv = QVBoxLayout()
-        pv.addWidget(self.preview, 0, Qt.AlignmentFlag.AlignHCenter)
-        pv.addWidget(self.preview_caption)
-        pv.addStretch(1)
 
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.status)
         rl.addWidget(self.error)
-        body = QHBoxLayout()
-        body.addWidget(self.grid, 1)
-        body.addLayout(pv)
-        rl.addLayout(body, 1)
+        rl.addWidget(self.grid, 1)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
@@ -468,13 +464,14 @@ class SamplesPanel(QWidget):
         if model is None:
             if archive is None or not archive.classes:
                 return
-            from rsgui.app.panels.training import models_dir
+            from rsgui.app.panels.training import models_dir, one_torch_thread
 
             out = models_dir(Path(archive.root)) / "cdcgan-rgb.safetensors"
             tiny = {"model": {"width": 0.125, "image_size": 32}}  # seconds on a CPU
             it = jobs.training_job(archive, "cdcgan", out, bands="rgb", steps=80, batch_size=8,
                                    options=tiny)  # fmt: skip
-            model = jobs.run_to_end(it).path
+            with one_torch_thread():
+                model = jobs.run_to_end(it).path
             self.refresh_models()
         self.load_model(model)
         self.wait()

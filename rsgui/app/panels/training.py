@@ -8,12 +8,13 @@ cancelled run can be resumed or indexed.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -70,15 +71,38 @@ def models_dir(archive_root: Path | None) -> Path:
     return user_cache_dir() / "archives" / key / "models"
 
 
+@contextlib.contextmanager
+def one_torch_thread():
+    """Run tiny demo networks on one CPU thread (restored afterwards)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class JobRelay(QObject):
+    """Carries a job's progress dicts from its worker thread to a panel (queued signal).
+
+    It has no parent, so it outlives a panel deleted while its job still runs: the late events
+    then go nowhere instead of into a deleted object."""
+
+    event = Signal(object)
+
+
 class TrainingPanel(QWidget):
     """Settings, controls, live curves and the checkpoints of the run's folder."""
 
-    jobEvent = Signal(object)  # progress dicts, emitted from the worker thread (queued)
     runFinished = Signal(object)  # jobs.TrainingResult
 
     def __init__(self, state, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
+        self._relay = JobRelay()
+        self.jobEvent = self._relay.event  # progress dicts from the worker thread
         self.task = None
         self.index_task = None
         self.result: jobs.TrainingResult | None = None
@@ -653,11 +677,12 @@ class TrainingPanel(QWidget):
         self.batch.setValue(8)
         self.device.setCurrentIndex(self.device.findData("cpu"))
         self.extra_options = {"model": {"width": 0.125, "image_size": 32}}  # seconds on a CPU
-        try:
-            self.start()
-            self.wait(60.0)
-        finally:
-            self.extra_options = {}
+        with one_torch_thread():  # a tiny network: more threads only add contention
+            try:
+                self.start()
+                self.wait(90.0)
+            finally:
+                self.extra_options = {}
         self._redraw()
         if self.checkpoint_names():
             self.checkpoints.selectRow(0)
