@@ -229,3 +229,17 @@ def test_devices_always_offer_the_cpu_last():
     assert devices[-1].id == "cpu"
     assert all(d.id.startswith("cuda:") for d in devices[:-1])
     assert len(devices) == 1 + (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+
+
+@pytest.mark.parametrize("method", ["gan-ms", "dhnn-ms"])
+def test_unsupervised_methods_train_report_map_and_index(demo_archive, tmp_path, method):
+    events: list[dict] = []
+    out = tmp_path / f"{method}.safetensors"
+    it = jobs.training_job(demo_archive, method, out, bits=16, steps=2, batch_size=8)
+    result = jobs.run_to_end(it, events.append)
+    steps = [e for e in events if e["event"] == "progress" and e["losses"]]
+    assert [e["step"] for e in steps] == [1, 2]
+    assert any("map" in e for e in steps)  # labelled archive: MAP measured while training
+    assert result.path == out and out.is_file()
+    indexed = jobs.run_to_end(jobs.index_job(demo_archive, out, tmp_path / "i.npz"))
+    assert indexed.method == method and indexed.n_tiles == 60 and indexed.path.is_file()

@@ -29,7 +29,7 @@ class DeepHashConfig:
     hidden2: int = 512
     channels: int = 10  # ms10 CNN input bands
     cnn_width: int = 32
-    dropout: float = 0.2
+    dropout: float = 0.5  # few labelled tiles: the dense layers overfit quickly
 
     def to_dict(self) -> dict:
         return asdict(self)

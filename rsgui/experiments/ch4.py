@@ -25,6 +25,7 @@ QUICK = {
     "gan_batch": 32,
     "n_generated": 300,
     "dh_steps": 600,
+    "dh_lr": 3e-4,
     "ms10_steps": 300,
     "features": {"extractor": "inception-v3", "input_size": 139, "rgb_gain": 2.5},
     "is_style": True,
@@ -35,6 +36,7 @@ THESIS = {
     "gan_batch": 64,
     "n_generated": 5000,
     "dh_steps": 20_000,
+    "dh_lr": 1e-4,
     "ms10_steps": 10_000,
     "features": {"extractor": "inception-v3", "input_size": 299, "rgb_gain": 2.5},
 }
@@ -254,7 +256,9 @@ def run(args: argparse.Namespace) -> int:
         for bits in bits_list:
             t0 = time.perf_counter()
             ckpt = out / "models" / f"deephash_{set_name.replace('+', '_')}_{bits}.safetensors"
-            tc = DeepHashTrainConfig(steps=cfg["dh_steps"], seed=seed, checkpoint_every=0)
+            tc = DeepHashTrainConfig(
+                steps=cfg["dh_steps"], lr=cfg["dh_lr"], seed=seed, checkpoint_every=0
+            )
             if not _finished(ckpt, cfg["dh_steps"]):
                 run_training(train_deephash(data, ckpt, bits, tc, device))
             net, meta = load_net(ckpt, device)
@@ -277,7 +281,11 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         ckpt = out / "models" / f"deephash_ms10_{mid}.safetensors"
         tc = DeepHashTrainConfig(
-            steps=cfg["ms10_steps"], seed=seed, checkpoint_every=0, model={"cnn_width": 16}
+            steps=cfg["ms10_steps"],
+            lr=cfg["dh_lr"],
+            seed=seed,
+            checkpoint_every=0,
+            model={"cnn_width": 16},
         )
         if not _finished(ckpt, cfg["ms10_steps"]):
             run_training(train_deephash(data, ckpt, mid, tc, device))

@@ -56,7 +56,7 @@ def test_class_filter(qtbot, browser, state, cls):
 
 def test_find_box_filters_by_file_name_as_the_user_types(qtbot, browser, state):
     qtbot.keyClicks(browser.find_edit, "forest_1")
-    expected = sum("forest_1" in r.path.lower() for r in state.archive.records)
+    expected = sum("forest_1" in r.path.rsplit("/", 1)[-1].lower() for r in state.archive.records)
     qtbot.waitUntil(lambda: browser.visible_count() == expected, timeout=3000)
     assert expected >= 1 and browser.count_label.text().startswith(f"{expected} of")
     browser.find_edit.clear()

@@ -190,3 +190,36 @@ def test_outside_query_without_labels_has_no_precision(qtbot, panel, state, tmp_
     qtbot.waitUntil(lambda: panel.result_count() == 20, timeout=10_000)
     assert "precision unknown" in panel.summary.text()
     assert all(it.border is None for it in panel.model.items)
+
+
+@pytest.mark.realdata
+def test_real_subset_read_only_archive_index_goes_to_the_user_cache(
+    qtbot, real_archive, tmp_path, monkeypatch
+):
+    """The shared data folder is marked read-only: the index is written to the user cache, found
+    there again, and a SeaLake query finds mostly SeaLake."""
+    import os
+    import stat
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    if real_archive.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        pytest.skip("the real archive folder is writable here")
+    before = set(os.listdir(real_archive))
+    s = AppState()
+    s.set_archive(*open_archive_job(real_archive))
+    path = build_spectral_index_job(s.archive, 64)
+    assert str(path).startswith(str(tmp_path / "xdg")), path
+    assert set(os.listdir(real_archive)) == before
+    p = QueryPanel(s)
+    qtbot.addWidget(p)
+    s.refresh_indexes()
+    assert s.index is not None and len(s.index) == len(s.archive)
+    lake = next(i for i, r in enumerate(s.archive.records) if r.label == "SeaLake")
+    p.k_spin.setValue(10)
+    s.set_query(s.tile_ref(lake))
+    qtbot.waitUntil(lambda: p.result_count() == 10, timeout=30_000)
+    same = sum(r.label == "SeaLake" for r in s.results.rows)
+    assert same >= 6, [r.label for r in s.results.rows]
+    assert f"precision@10 = {same / 10:.2f}" in p.summary.text()
+    s.tasks.wait_idle(10)
+    p.cache.shutdown()

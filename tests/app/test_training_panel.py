@@ -96,6 +96,15 @@ def test_tiny_run_draws_loss_curves_and_lists_checkpoint(qtbot, panel, tmp_path)
     assert panel.checkpoint_names() == ["g.safetensors"]
     assert "Finished" in panel.rate.text()
     assert panel.start_btn.isEnabled() and not panel.cancel_btn.isEnabled()
+    panel._reset_curves()
+    assert loss_curves(panel) == {}
+    assert panel.select_checkpoint("g.safetensors")  # a past run's curves, from its sidecar
+    assert {k: len(c.getData()[0]) for k, c in loss_curves(panel).items()} == {
+        "d_adv": 3,
+        "d_real": 3,
+        "g_adv": 3,
+    }
+    assert "g.safetensors" in panel.loss_plot.getPlotItem().titleLabel.text
 
 
 def test_cancel_stops_the_worker_and_keeps_the_checkpoint(qtbot, panel, tmp_path):

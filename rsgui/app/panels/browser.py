@@ -59,6 +59,8 @@ class BrowserPanel(QWidget):
         self.state = state
         self.cache = cache or ThumbnailCache(parent=self)
         self.model = TileListModel(self.cache, archive_loader(state), self)
+        self._rows_for: object | None = None
+        self._all_rows: list[tuple[TileItem, str, str | None]] = []
 
         self.find_edit = QLineEdit(placeholderText="Find by file name…", clearButtonEnabled=True)
         self.find_edit.setObjectName("findEdit")
@@ -133,8 +135,29 @@ class BrowserPanel(QWidget):
     def _find_changed(self, _text: str = "") -> None:
         self.apply_filter()
 
+    def _rows(self) -> list[tuple[TileItem, str, str | None]]:
+        """Every tile's row with its lower-case file name and class, built once per archive so that
+        filtering while typing only selects (a few ms for 27,000 tiles)."""
+        archive = self.state.archive
+        if self._rows_for is not archive:
+            root = str(archive.root)
+            self._all_rows = [
+                (
+                    TileItem(
+                        key=("a", rec.index), title=rec.path.rsplit("/", 1)[-1],
+                        archive_index=rec.index, path=f"{root}/{rec.path}",
+                        tooltip=f"{rec.path}\nclass: {rec.label or '—'}",
+                    ),
+                    rec.path.rsplit("/", 1)[-1].lower(),
+                    rec.label,
+                )
+                for rec in archive.records
+            ]  # fmt: skip
+            self._rows_for = archive
+        return self._all_rows
+
     def apply_filter(self) -> None:
-        """Rebuild the rows for the chosen class and name filter (cheap even for 27,000 tiles)."""
+        """Show the tiles of the chosen class whose file name contains the find text."""
         archive = self.state.archive
         if archive is None:
             self.model.set_items([])
@@ -142,20 +165,11 @@ class BrowserPanel(QWidget):
             return
         cls = self.class_combo.currentData()
         needle = self.find_edit.text().strip().lower()
-        items = []
-        root = str(archive.root)
-        for rec in archive.records:
-            if cls is not None and rec.label != cls:
-                continue
-            name = rec.path.rsplit("/", 1)[-1]
-            if needle and needle not in rec.path.lower():
-                continue
-            items.append(
-                TileItem(
-                    key=("a", rec.index), title=name, archive_index=rec.index,
-                    path=f"{root}/{rec.path}", tooltip=f"{rec.path}\nclass: {rec.label or '—'}",
-                )
-            )  # fmt: skip
+        items = [
+            item
+            for item, low, label in self._rows()
+            if (cls is None or label == cls) and (not needle or needle in low)
+        ]
         self.model.set_items(items)
         self.count_label.setText(f"{len(items)} of {len(archive)} tiles")
 

@@ -365,9 +365,6 @@ class EvaluationPanel(QWidget):
     def _draw_classwise(self) -> None:
         self.class_plot.clear()
         k = self.class_k.currentData()
-        self.class_note.setText(
-            "(colours as in the precision–recall legend)" if len(self.results) > 1 else ""
-        )
         if k is None or not self.results:
             self.class_plot.getAxis("left").setTicks(None)
             return

@@ -349,7 +349,9 @@ class SamplesPanel(QWidget):
             return
         for i, tile in enumerate(s.pixels):
             pix = to_pixmap(self.render_tile(tile, s.band_names, s.normalisation))
-            item = QListWidgetItem(QIcon(pix.scaled(ICON, ICON)), f"#{i + 1}")
+            icon = QIcon(pix.scaled(ICON, ICON))
+            icon.addPixmap(pix.scaled(ICON, ICON), QIcon.Mode.Selected)  # no selection tint
+            item = QListWidgetItem(icon, f"#{i + 1}")
             item.setToolTip(f"{s.class_name}, seed {s.seeds[0]}, sample {i + 1}")
             self.grid.addItem(item)
         self.grid.setCurrentRow(0)

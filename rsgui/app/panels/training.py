@@ -9,6 +9,7 @@ cancelled run can be resumed or indexed.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import threading
 from pathlib import Path
@@ -230,7 +231,7 @@ class TrainingPanel(QWidget):
         self.checkpoints.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.checkpoints.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.checkpoints.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.checkpoints.itemSelectionChanged.connect(self._update_buttons)
+        self.checkpoints.itemSelectionChanged.connect(self._checkpoint_selected)
         self.index_btn = QPushButton("Build index from selected model")
         self.index_btn.clicked.connect(self.build_index)
         self.resume_btn = QPushButton("Resume selected")
@@ -495,7 +496,10 @@ class TrainingPanel(QWidget):
         self._series.clear()
         self._map_points = ([], [])
         self.map_curve.setData([], [])
+        self.map_note.setText("a generator: no retrieval measure" if self.spec.generator
+                              else "no retrieval measure reported yet")  # fmt: skip
         self.map_note.show()
+        self.loss_plot.setTitle("Training losses")
         self._dirty = False
 
     def _finished(self, result) -> None:
@@ -550,6 +554,43 @@ class TrainingPanel(QWidget):
             if selected is not None and ck.path == selected.path:
                 self.checkpoints.selectRow(row)
         self._update_buttons()
+
+    def _checkpoint_selected(self) -> None:
+        self._update_buttons()
+        ck = self.selected_checkpoint()
+        if ck is not None and not self.running:
+            self.show_history(ck.path)
+
+    def show_history(self, path: Path) -> None:
+        """Draw the curves a checkpoint recorded (its sidecar's history), for a finished or
+        stopped run; a live run draws its own."""
+        try:
+            meta = json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        history = meta.get("history") or []
+        maps = (meta.get("metrics") or {}).get("map_history") or []
+        if not history and not maps:
+            return
+        self._reset_curves()
+        for entry in history:
+            if not isinstance(entry, dict) or "step" not in entry:
+                continue
+            for name, value in entry.items():
+                if name != "step" and isinstance(value, int | float) and math.isfinite(value):
+                    xs, ys = self._series.setdefault(name, ([], []))
+                    xs.append(float(entry["step"]))
+                    ys.append(float(value))
+        for pair in maps:
+            if isinstance(pair, list | tuple) and len(pair) == 2:
+                self._map_points[0].append(float(pair[0]))
+                self._map_points[1].append(float(pair[1]))
+        total = meta.get("total_steps") or (meta.get("training") or {}).get("steps")
+        if total:
+            self.map_plot.setXRange(0, float(total), padding=0.02)
+        self._dirty = True
+        self._redraw()
+        self.loss_plot.setTitle(f"Training losses — {Path(path).name}")
 
     def checkpoint_names(self) -> list[str]:
         return [ck.path.name for ck in getattr(self, "_checkpoints", [])]
