@@ -5,9 +5,14 @@ bands; spectral = raw colour, global or local histograms (``rsgui.features``) of
 fused = ``(spectral, eta * spatial)``. Raw parts differ wildly in scale and length (a local
 histogram of 10 bands has 1280 entries, Inception 2048), so before fusing each part is divided by
 the mean L2 norm of its rows: both parts then have typical length 1 and ``eta`` (6 in the method)
-alone says how much more the spatial part weighs. ``center=True`` (the improved setting)
-also subtracts each part's mean first, which spreads the cosine similarities of all-positive
-features (ReLU outputs, histogram fractions) and sharpens the neighbour lists.
+alone says how much more the spatial part weighs. ``center`` (subtract each part's mean) and
+``stretch`` (per-band 1-99 % stretch) are available but off: on the 311-tile EuroSAT subset
+(K1 = 31, K2 = 19, IoU against the classes) they moved the fused IoU by less than 0.01 and
+centring lowered Inception alone from 0.28 to 0.23.
+
+Measured there (IoU / MAP@20 of the feature itself by cosine): Inception at 139 px 0.28 / 0.70,
+at 96 px 0.21 / 0.58 (3x faster, not worth it); raw colour 0.15 / 0.41; local histogram
+0.19 / 0.56; fused (eta 6) 0.31 / 0.72.
 
 Two-stage kNN (eqs. 5.10 - 5.12): ``S1_ij = 1`` if j is among the K1 cosine nearest neighbours
 of i (i counts as its own nearest), ``S2_ij = 1`` if j is among the K2 nearest rows of S1 in

@@ -77,9 +77,11 @@ def preset_config(
     eta = 6). ``quick``: narrower networks (a quarter of the channels) and few steps, sized to
     finish within minutes on two CPU cores; same losses.
 
-    ``variant='improved'`` changes what was shown to help on real tiles (see the report of
-    ``rsgui-cli experiment thesis-ch5``): flips / rotations of real tiles, centred feature parts
-    and the archive-stretched histograms for the similarity matrix, a larger semantic weight.
+    ``variant='improved'`` changes what was shown to help on real tiles (numbers below):
+    half of each batch are similar partners of the other half, dissimilar pairs aim at
+    orthogonal codes (target 0, not -1), and the hash terms weigh more against the adversarial
+    one. Flips / rotations (``augment``) stay available but off. Batch norm running statistics
+    ignore generated tiles in both variants (an evaluation fix, see :func:`frozen_bn_stats`).
     """
     from training.ssm import SSMConfig
 
@@ -91,7 +93,8 @@ def preset_config(
     )  # fmt: skip
     settings = TrainSettings()
     if preset == "thesis":
-        settings.steps = max(2000, 40 * math.ceil(n_tiles / settings.batch_size) * 2)
+        # the method gives no step count: 100 passes over the training set, at least 2,000 steps
+        settings.steps = max(2000, 100 * math.ceil(n_tiles / settings.batch_size))
     else:
         settings.steps = QUICK_STEPS
         settings.batch_size = QUICK_BATCH

@@ -7,7 +7,8 @@ change of their signatures is absorbed here and nowhere else.
 
 Progress dicts always carry ``event``: ``"progress"`` (``step``, ``total``, ``losses`` dict,
 ``images_per_s``, ``eta_s``, optional ``map``), ``"status"`` (``message``), ``"paused"`` or
-``"resumed"`` (``step``).
+``"resumed"`` (``step``), ``"prepare"`` (``step``, ``total``, ``message``: a phase before or
+beside the training steps, e.g. reading tiles, fitting, encoding, evaluating).
 """
 
 from __future__ import annotations
@@ -194,11 +195,13 @@ def training_job(
 
 
 def _torch_device(device: str):
-    import torch
+    """A torch device, or a message saying that this computer does not have it."""
+    from training.device import pick_device
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise JobError(f"device {device} is not available on this computer; choose CPU")
-    return torch.device(device)
+    try:
+        return pick_device(device)
+    except ValueError as e:
+        raise JobError(f"{e}; choose the CPU") from None
 
 
 def _run_cgan(archive, method, out, bands, steps, preset, device, seed, batch_size,
@@ -207,7 +210,7 @@ def _run_cgan(archive, method, out, bands, steps, preset, device, seed, batch_si
     from training.cgan import CGANConfig
 
     yield {"event": "status", "message": "Reading the labelled tiles…"}
-    data = tc.load_gan_data(_archive_root(archive), bands=bands)
+    data = yield from threaded_steps(tc.load_gan_data, _archive_root(archive), bands=bands)
     p = tc.PRESETS[preset]
     # options["model"]: network overrides (e.g. width, image_size) for quick looks and tests
     model_cfg = CGANConfig(method=method, **{**p["model"], **options.get("model", {})})
@@ -311,9 +314,9 @@ def _run_deephash(archive, method, out, bands, bits, steps, preset, device, seed
     yield {"event": "status", "message": "Preparing the labelled tiles…"}
     augment = options.get("augment") or None
     n_generated = int(options.get("n_generated") or (1000 if augment else 0))
-    data = td.prepare_data(
-        archive, bands=bands, out=out, augment=augment, n_generated=n_generated, seed=seed,
-        device=str(_torch_device(device)),
+    data = yield from threaded_steps(
+        td.prepare_data, archive, bands=bands, out=out, augment=augment,
+        n_generated=n_generated, seed=seed, device=str(_torch_device(device)),
     )  # fmt: skip
     kw = dict(td.PRESETS[preset], seed=seed)
     if steps is not None:
@@ -348,8 +351,8 @@ def _run_spectral(archive, out, bands, bits, cancel, **_):
 
 def threaded_steps(fn: Callable, *args, cancel: Flag | None = None, **kwargs) -> Iterator[dict]:
     """Run a callback-style job (``fn(..., progress=, cancel=)``) in a helper thread and yield
-    its progress as dicts, so it can be driven like the generator jobs. Returns its value and
-    re-raises its error."""
+    its progress as ``"prepare"`` events, so it can be driven like the generator jobs. Returns
+    its value and re-raises its error."""
     import queue
     import threading
 
@@ -357,8 +360,7 @@ def threaded_steps(fn: Callable, *args, cancel: Flag | None = None, **kwargs) ->
     outcome: dict = {}
 
     def progress(done, total=None, note=""):
-        events.put({"event": "progress", "step": int(done), "total": int(total or 0),
-                    "losses": {}, "images_per_s": math.nan, "eta_s": math.nan,
+        events.put({"event": "prepare", "step": int(done), "total": int(total or 0),
                     "message": note})  # fmt: skip
 
     import inspect
@@ -606,5 +608,5 @@ def run_to_end(it: Iterator[dict], on_event: Callable[[dict], None] | None = Non
             return stop.value
         if on_event is not None:
             on_event(p)
-        if progress is not None and p.get("event") == "progress":
+        if progress is not None and p.get("event") in ("progress", "prepare"):
             progress(p.get("step", 0), p.get("total") or None, p.get("message", ""))

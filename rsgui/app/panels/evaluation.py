@@ -273,7 +273,7 @@ class EvaluationPanel(QWidget):
     def _on_event(self, p: dict) -> None:
         if p.get("event") == "status":
             self.status.setText(p.get("message", ""))
-        elif p.get("event") == "progress" and p.get("total"):
+        elif p.get("event") in ("progress", "prepare") and p.get("total"):
             self.progress.setRange(0, int(p["total"]))
             self.progress.setValue(int(p["step"]))
 

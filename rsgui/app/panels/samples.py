@@ -187,6 +187,7 @@ class SamplesPanel(QWidget):
         self.grid.setMovement(QListView.Movement.Static)
         self.grid.setUniformItemSizes(True)
         self.grid.currentRowChanged.connect(self._show_selected)
+        self.grid.itemClicked.connect(lambda item: self._show_selected(self.grid.row(item)))
 
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -360,6 +361,7 @@ class SamplesPanel(QWidget):
         s = self.samples
         if s is None or not 0 <= row < len(s):
             return
+        self._last_preview = "grid"
         self._preview(
             s.pixels[row], s, f"{s.class_name} · sample {row + 1} · {self.view.currentText()}"
         )
@@ -369,6 +371,7 @@ class SamplesPanel(QWidget):
         if f is None or not 0 <= i < len(f):
             return
         t = i / max(1, len(f) - 1)
+        self._last_preview = "frame"
         self.slider_label.setText(f"t = {t:.2f}")
         self._preview(
             f.pixels[i], f, f"{f.class_name} · seed {f.seeds[0]} → {f.seeds[-1]}, t = {t:.2f}"
@@ -381,12 +384,16 @@ class SamplesPanel(QWidget):
         self.preview_caption.setText(caption)
 
     def _render_all(self) -> None:
-        row = self.grid.currentRow()
+        """Draw everything again in the current view, keeping what the preview showed."""
+        shown, row = getattr(self, "_last_preview", "grid"), self.grid.currentRow()
+        self.grid.blockSignals(True)
         self._fill_grid()
-        if row >= 0:
-            self.grid.setCurrentRow(row)
-        if self.frames is not None and (self.samples is None or self.grid.hasFocus() is False):
+        self.grid.setCurrentRow(row)
+        self.grid.blockSignals(False)
+        if shown == "frame":
             self._show_frame(self.slider.value())
+        else:
+            self._show_selected(row)
 
     # --- save ----------------------------------------------------------------------------
     def _save_dialog(self) -> None:

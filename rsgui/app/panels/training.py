@@ -54,22 +54,15 @@ def format_eta(seconds: float) -> str:
 
 
 def models_dir(archive_root: Path | None) -> Path:
-    """Default folder for the checkpoints of an archive: inside it when writable, else the cache."""
-    import hashlib
-    import os
-
+    """Default folder for the checkpoints of an archive: beside its indexes, so inside the archive
+    when it is writable and in the user cache when it is read-only."""
     if archive_root is None:
         from rsgui.app.settings import user_data_dir
 
         return user_data_dir() / "models"
-    target = Path(archive_root) / ".rsgui" / "models"
-    probe = target if target.exists() else Path(archive_root)
-    if os.access(probe, os.W_OK):
-        return target
-    from rsgui.app.settings import user_cache_dir
+    from rsgui.app.state import writable_index_dir
 
-    key = hashlib.sha1(str(Path(archive_root).resolve()).encode()).hexdigest()[:12]
-    return user_cache_dir() / "archives" / key / "models"
+    return writable_index_dir(Path(archive_root)).parent / "models"
 
 
 @contextlib.contextmanager
@@ -123,6 +116,10 @@ class TrainingPanel(QWidget):
         self._ckpt_timer = QTimer(self, interval=2000)
         self._ckpt_timer.timeout.connect(self.refresh_checkpoints)
         state.archiveChanged.connect(self._archive_changed)
+        state.deviceChanged.connect(self._state_device)
+        self.device.currentIndexChanged.connect(
+            lambda _i: self.state.set_device(self.device.currentData())
+        )
         self._method_changed()
         self._archive_changed()
 
@@ -149,6 +146,7 @@ class TrainingPanel(QWidget):
         self.out = QLineEdit()
         self.out.setPlaceholderText("checkpoint file (.safetensors)")
         self.out.textEdited.connect(lambda _t: setattr(self, "_out_edited", True))
+        self.out.textChanged.connect(self.out.setToolTip)  # the field is narrow; show it all
         browse = QPushButton("…")
         browse.setToolTip("Choose where the model is written")
         browse.clicked.connect(self._browse_out)
@@ -328,13 +326,19 @@ class TrainingPanel(QWidget):
         return None if archive is None else Path(archive.root)
 
     def _archive_changed(self) -> None:
-        self._out_edited = False
-        self._default_out()
-        dev = getattr(self.state, "device", "cpu")
-        i = self.device.findData(dev)
-        if i >= 0:
-            self.device.setCurrentIndex(i)
+        if not self.running:  # a running job keeps its output where it is
+            self._out_edited = False
+            self._default_out()
+        self._state_device(getattr(self.state, "device", "cpu"))
         self._update_buttons()
+
+    def _state_device(self, device: str) -> None:
+        """Follow the application's device choice ("cuda" means the first CUDA device)."""
+        i = self.device.findData(device)
+        if i < 0 and device == "cuda":
+            i = self.device.findData("cuda:0")
+        if i >= 0 and i != self.device.currentIndex():
+            self.device.setCurrentIndex(i)
 
     def settings(self) -> dict:
         """The run as the job takes it (also what a test or the screenshot driver can set)."""
@@ -447,6 +451,11 @@ class TrainingPanel(QWidget):
             self.rate.setText(f"Resumed at step {p.get('step', 0)}")
         elif kind == "progress":
             self._progress(p)
+        elif kind == "prepare" and p.get("total"):  # reading tiles, features, fitting, encoding
+            step, total = int(p["step"]), int(p["total"])
+            self.progress.setRange(0, total)
+            self.progress.setValue(min(step, total))
+            self.progress.setFormat(f"{p.get('message') or 'preparing'}: {step} / {total}")
 
     def _progress(self, p: dict) -> None:
         step, total = int(p.get("step", 0)), int(p.get("total") or 0)
@@ -507,7 +516,9 @@ class TrainingPanel(QWidget):
         if result is None:
             return
         name = Path(result.path).name
-        if result.cancelled:
+        if result.cancelled and not Path(result.path).is_file():
+            self.rate.setText(f"Cancelled at step {self._last_step}, before the first checkpoint")
+        elif result.cancelled:
             self.rate.setText(f"Cancelled at step {self._last_step}; kept {name}")
         else:
             self.rate.setText(f"Finished: {name}")
@@ -517,6 +528,9 @@ class TrainingPanel(QWidget):
         self.runFinished.emit(result)
 
     def _failed(self, exc: BaseException) -> None:
+        if type(exc).__name__ in ("Cancelled", "TrainingCancelled"):
+            self.rate.setText("Cancelled; nothing was written")
+            return
         self.show_error(f"Training stopped: {exc}")
         self.state.notify(f"Training failed: {exc}", "error")
 
