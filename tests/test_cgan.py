@@ -174,3 +174,22 @@ def test_cli_train_gan_then_deephash_with_generated_tiles(demo_archive, tmp_path
         ["train", str(demo_archive), "--method", "cdcgan", "--bands", "all", "--out", str(gan)]
     )
     assert rc == 2 and "rgb or ms10" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rescale", [True, False])
+def test_band_stretch_is_undone_by_generate(tmp_path, rescale):
+    """Dark reflectances are stretched for training and scaled back when generating."""
+    from training.generate import generate
+
+    data = _data()
+    data.pixels = data.pixels * 0.2  # values about 0.02 and 0.18
+    out = tmp_path / "g.safetensors"
+    cfg = CGANConfig(method="cdcgan", image_size=16, width=0.125)
+    tc = TrainConfig(steps=1, batch_size=4, rescale=rescale)
+    run_training(train_cgan(data, out, cfg, tc))
+    scale = load_checkpoint(out)[1]["pixel_scale"]
+    if rescale:
+        assert scale == pytest.approx([0.18] * 3, abs=0.03)
+        assert generate(out, "Dark", 4).max() <= max(scale) + 1e-6
+    else:
+        assert scale == [1.0, 1.0, 1.0]

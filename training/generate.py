@@ -55,13 +55,16 @@ def load(ckpt: str | Path | LoadedGenerator, device: str = "cpu") -> LoadedGener
 @torch.no_grad()
 def _run(gen: LoadedGenerator, z: torch.Tensor, label: int, batch_size: int = 256) -> np.ndarray:
     dev = next(gen.model.parameters()).device
+    c = gen.model.cfg.channels
+    scale = torch.tensor(gen.meta.get("pixel_scale") or [1.0] * c, device=dev)[:, None, None]
     outs = []
     for i in range(0, len(z), batch_size):
         zb = z[i : i + batch_size].to(dev)
         y = torch.full((len(zb),), label, dtype=torch.long, device=dev)
-        outs.append(((gen.model(zb, y) + 1) / 2).clamp(0, 1).float().cpu().numpy())
+        x = ((gen.model(zb, y) + 1) / 2).clamp(0, 1) * scale  # undo the training stretch
+        outs.append(x.clamp(0, 1).float().cpu().numpy())
     if not outs:
-        c, s = gen.model.cfg.channels, gen.model.cfg.image_size
+        s = gen.model.cfg.image_size
         return np.zeros((0, c, s, s), np.float32)
     return np.concatenate(outs)
 

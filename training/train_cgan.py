@@ -39,6 +39,9 @@ class TrainConfig:
     real_target: float = 0.9  # label smoothing of the discriminator's targets (the method's)
     fake_target: float = 0.1
     augment: bool = True  # random flips/transposes of real tiles (beyond the method; few tiles)
+    # per-band stretch (beyond the method): reflectances fill only the bottom of [0, 1], so each
+    # band is divided by its 99.5th percentile before the tanh range; generate() undoes it
+    rescale: bool = True
     checkpoint_every: int = 1000
     history_every: int = 0  # 0: about 400 points over the run
     seed: int = 0
@@ -89,6 +92,18 @@ def load_gan_data(archive_root, bands: str = "rgb", indices=None, progress=None)
         band_names=tuple(batch.band_names),
         normalisation=arc.normalisation.to_dict(),
     )
+
+
+def band_scale(pixels: np.ndarray, q: float = 99.5, max_values: int = 1_000_000) -> list[float]:
+    """Per-band ``q``-th percentile of the pixel values (at least 0.02), the GAN's stretch."""
+    out = []
+    rng = np.random.default_rng(0)
+    for c in range(pixels.shape[1]):
+        v = np.asarray(pixels[:, c], np.float32).ravel()
+        if v.size > max_values:
+            v = rng.choice(v, max_values, replace=False)
+        out.append(float(max(np.percentile(v, q), 0.02)) if v.size else 1.0)
+    return out
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -162,6 +177,7 @@ def train_cgan(
     train_cfg = train_cfg or TrainConfig()
     history: list[dict] = []
     step = 0
+    scale: list[float] | None = None
     tensors: dict[str, torch.Tensor] = {}
     if resume is not None:
         tensors, meta = load_checkpoint(resume)
@@ -175,6 +191,7 @@ def train_cgan(
         if tuple(meta["classes"]) != tuple(data.classes):
             raise ValueError(f"{resume}: trained on classes {meta['classes']}, not {data.classes}")
         step, history = int(meta["step"]), list(meta.get("history", []))
+        scale = meta.get("pixel_scale")
     model_cfg = model_cfg or CGANConfig()
     model_cfg.n_classes = len(data.classes)
     model_cfg.channels = len(data.band_names)
@@ -198,7 +215,10 @@ def train_cgan(
     x_all = torch.from_numpy(np.ascontiguousarray(data.pixels, dtype=np.float32))
     if x_all.shape[-1] != model_cfg.image_size or x_all.shape[-2] != model_cfg.image_size:
         x_all = F.interpolate(x_all, size=(model_cfg.image_size,) * 2, mode="area")
-    x_all = x_all.clamp(0, 1) * 2 - 1  # the generator's tanh range
+    if resume is None:
+        scale = band_scale(data.pixels) if train_cfg.rescale else [1.0] * len(data.band_names)
+    scale_t = torch.tensor(scale or [1.0] * len(data.band_names), dtype=torch.float32)
+    x_all = (x_all / scale_t[:, None, None]).clamp(0, 1) * 2 - 1  # the generator's tanh range
     y_all = torch.from_numpy(np.asarray(data.labels, dtype=np.int64))
     n, k = len(x_all), model_cfg.n_classes
     if n == 0:
@@ -222,6 +242,7 @@ def train_cgan(
             "step": step,
             "total_steps": total,
             "n_train_tiles": n,
+            "pixel_scale": scale_t.tolist(),
             "history": history,
         }
         return save_checkpoint(out, ts, meta)

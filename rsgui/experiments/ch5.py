@@ -136,8 +136,10 @@ def run(args: argparse.Namespace) -> int:
         parts = archive_features(archive, t_idx, base, device, bar)
         raw = archive_features(archive, t_idx, SSMConfig(features="raw"), device)["spectral"]
     _, _, improved_ssm_cfg = preset_config("uahm", args.preset, len(t_idx), variant="improved")
-    with ProgressBar("features (improved)") as bar:
-        parts_imp = archive_features(archive, t_idx, improved_ssm_cfg, device, bar)
+    parts_imp = parts
+    if improved_ssm_cfg.to_dict() != base.to_dict():  # same features: reuse them
+        with ProgressBar("features (improved)") as bar:
+            parts_imp = archive_features(archive, t_idx, improved_ssm_cfg, device, bar)
     k1, k2 = resolve_k(len(t_idx), base)
     for name, cfg, p in (
         ("inception", SSMConfig(features="inception"), parts),
