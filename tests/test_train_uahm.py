@@ -257,3 +257,32 @@ def test_generated_tiles_leave_bn_running_stats_alone():
     assert torch.equal(bn.running_mean, before) and bn.momentum == 0.1
     d(torch.rand(4, 10, SIZE, SIZE))
     assert not torch.equal(bn.running_mean, before)
+
+
+@pytest.mark.parametrize("name", ["cpu", "auto", "cuda", "cuda:3", "tpu"])
+def test_pick_device(name):
+    from training.device import pick_device
+
+    if name in ("cpu", "auto") or torch.cuda.is_available() and name == "cuda":
+        dev = pick_device(name)
+        assert dev.type in ("cpu", "cuda")
+        if name == "cpu":
+            assert dev.type == "cpu"
+    else:
+        if name == "cuda:3" and torch.cuda.device_count() > 3:
+            pytest.skip("machine has that device")
+        with pytest.raises(ValueError, match=name):
+            pick_device(name)
+
+
+def test_encoder_follows_protocol(tmp_path):
+    from rsgui.encoders import Encoder
+
+    tiles, _ = data()
+    out = tmp_path / "m.safetensors"
+    run_training(cfg(), settings(steps=1), tiles, tiny_ssm(tiles), out=out, meta=meta())
+    enc = load_trained_encoder(out)
+    assert isinstance(enc, Encoder) and enc.method == "uahm" and enc.bits == BITS
+    assert enc.band_names == tuple(BANDS10) and enc.normalisation.divisor == 4095.0
+    # tiles of another size are resampled to the model's
+    assert enc.encode(np.zeros((2, 10, 2 * SIZE, 2 * SIZE), np.float32)).shape == (2, BITS)

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     # ---- similarity matrices on the training set (shared by uahm / dhnn-ms at every length)
     tl = labels[t_idx]
     ssm_rows, ssms = [], {}
-    base = SSMConfig(inception_size=139 if args.preset == "thesis" else 96)
+    _, _, base = preset_config("uahm", args.preset, len(t_idx), variant="thesis")
     with ProgressBar("features") as bar:
         parts = archive_features(archive, t_idx, base, device, bar)
         raw = archive_features(archive, t_idx, SSMConfig(features="raw"), device)["spectral"]
@@ -148,6 +148,9 @@ def run(args: argparse.Namespace) -> int:
         ("fused", base, parts),
         ("fused-improved", improved_ssm_cfg, parts_imp),
     ):
+        if name == "fused-improved" and improved_ssm_cfg.to_dict() == base.to_dict():
+            ssms[name] = ssms["fused"]  # the improved variant keeps the method's matrix
+            continue
         ssm = build_ssm(combine(p, cfg), k1, k2, device)
         acc, iou = accuracy_iou(ssm, tl)
         ssms[name] = ssm
