@@ -5,7 +5,9 @@
 #   bash packaging/build.sh --clean    # forget PyInstaller's cache first (after a dependency change)
 #
 # Environment: VENV (default .venv), PYTHON (interpreter that creates the venv, default python3),
-# RSGUI_TORCH (torch requirement, default torch==2.13.0, installed from the CPU wheel index).
+# RSGUI_TORCH (torch requirement, default torch==2.13.0, installed from the CPU wheel index),
+# RSGUI_BUNDLE_NUMBA=1 (keep numba: +176 MB), RSGUI_BUNDLE_INCEPTION=0 (leave out the 87 MB
+# Inception weights that training uahm/deephash in the app needs).
 # The bundle must hold the CPU build of torch: a CUDA build would add gigabytes of CUDA libraries,
 # so the script stops if the venv has one (build in a separate venv: VENV=.venv-build).
 set -euo pipefail
@@ -38,5 +40,5 @@ echo "build.sh: built dist/rsgui in $((t1 - t0)) s, $(du -sh dist/rsgui | cut -f
 
 # 3. self-test of the bundle, in a clean environment (no venv, no source tree on the path)
 root=$(pwd)
-(cd /tmp && env -i HOME="${HOME:-/tmp}" PATH=/usr/bin:/bin QT_QPA_PLATFORM=offscreen \
+(cd /tmp && env -i HOME="${HOME:-/tmp}" PATH=/usr/bin:/bin LANG=C.UTF-8 QT_QPA_PLATFORM=offscreen \
   "$root/dist/rsgui/rsgui" --self-test)

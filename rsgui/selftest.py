@@ -168,6 +168,28 @@ def step_query(ctx: Context) -> str:
     )
 
 
+def step_hamming(ctx: Context) -> str:
+    """The exact top-k search against brute force, with every backend this build has (numba
+    compiles at run time, which a frozen application may not manage: then it must say so)."""
+    import numpy as np
+
+    from rsgui import hamming
+
+    rng = np.random.default_rng(0)
+    db = rng.integers(0, 256, size=(3000, 8), dtype=np.uint8)
+    queries = db[[0, 7, 2999]] ^ rng.integers(0, 2, size=(3, 8), dtype=np.uint8)
+    full = np.unpackbits(db[None] ^ queries[:, None], axis=2).sum(axis=2)  # (Q, N)
+    want = np.argsort(full, axis=1, kind="stable")[:, :10]
+    backends = ["numpy"] + (["numba"] if hamming.numba_available() else [])
+    for backend in backends:
+        idx, dist = hamming.hamming_topk(db, queries, 10, backend=backend)
+        _check(
+            np.array_equal(idx, want) and np.array_equal(dist, np.take_along_axis(full, want, 1)),
+            f"the {backend} Hamming search disagrees with brute force",
+        )
+    return f"Hamming top-k exact with {' and '.join(backends)}"
+
+
 def step_torch(ctx: Context) -> str:
     """Training needs autograd, an optimiser (which imports torch's compiler stack) and
     safetensors; a bundle that trimmed too much fails here rather than in a user's training run."""
@@ -272,6 +294,7 @@ STEPS: list[tuple[str, Callable[[Context], str]]] = [
     ("georeferencing (GDAL + PROJ)", step_georef),
     ("spectral index", step_index),
     ("query ranking", step_query),
+    ("Hamming search", step_hamming),
     ("torch + safetensors", step_torch),
     ("Inception weights", step_inception),
     ("plotting", step_plot),

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from rsgui.app import jobs
+from rsgui.app.panels.common import ErrorLabel, light_plot
 from rsgui.app.panels.training import JobRelay
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
@@ -108,17 +109,9 @@ class EvaluationPanel(QWidget):
 
         self.progress = QProgressBar()
         self.status = QLabel("Choose indexes and press Evaluate.")
-        self.error = QLabel()
-        self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #c0392b;")
-        self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error.hide()
+        self.error = ErrorLabel()
 
-        self.pr_plot = pg.PlotWidget(title="Precision–recall")
-        self.pr_plot.setBackground("w")
-        self.pr_plot.showGrid(x=True, y=True, alpha=0.3)
-        self.pr_plot.setLabel("bottom", "recall")
-        self.pr_plot.setLabel("left", "precision")
+        self.pr_plot = light_plot("Precision–recall", "recall", "precision")
         self.pr_plot.setXRange(0, 1, padding=0.02)
         self.pr_plot.setYRange(0, 1, padding=0.02)
         self.pr_legend = self.pr_plot.addLegend(offset=(10, -10), labelTextColor="k")
@@ -428,12 +421,10 @@ class EvaluationPanel(QWidget):
             self.hint.setText("")
 
     def show_error(self, text: str) -> None:
-        self.error.setText(text)
-        self.error.show()
+        self.error.show_error(text)
 
     def clear_error(self) -> None:
-        self.error.clear()
-        self.error.hide()
+        self.error.clear_error()
 
     def wait(self, timeout_s: float = 60.0) -> bool:
         from rsgui.app.workers import wait_until

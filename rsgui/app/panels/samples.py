@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from rsgui.app import jobs
+from rsgui.app.panels.common import ErrorLabel
 from rsgui.app.panels.training import JobRelay
 from rsgui.bands import COMPOSITES, INDICES
 
@@ -174,11 +175,7 @@ class SamplesPanel(QWidget):
 
         self.status = QLabel("Choose a conditional GAN checkpoint.")
         self.status.setWordWrap(True)
-        self.error = QLabel()
-        self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #c0392b;")
-        self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error.hide()
+        self.error = ErrorLabel()
         self.grid = QListWidget()
         self.grid.setViewMode(QListView.ViewMode.IconMode)
         self.grid.setIconSize(QSize(ICON, ICON))
@@ -449,12 +446,10 @@ class SamplesPanel(QWidget):
         self.save_btn.setEnabled(self.samples is not None and not busy)
 
     def show_error(self, text: str) -> None:
-        self.error.setText(text)
-        self.error.show()
+        self.error.show_error(text)
 
     def clear_error(self) -> None:
-        self.error.clear()
-        self.error.hide()
+        self.error.clear_error()
 
     def wait(self, timeout_s: float = 30.0) -> bool:
         from rsgui.app.workers import wait_until

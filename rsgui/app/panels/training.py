@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from rsgui.app import jobs
 from rsgui.app.devices import list_devices
+from rsgui.app.panels.common import ErrorLabel, light_plot
 
 BITS = (16, 32, 48, 64, 128)
 CURVE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
@@ -193,25 +194,13 @@ class TrainingPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.rate = QLabel("Not running")
-        self.error = QLabel()
-        self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #c0392b;")
-        self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error.hide()
+        self.error = ErrorLabel()
 
-        self.loss_plot = pg.PlotWidget(title="Training losses")
-        self.loss_plot.setBackground("w")
-        self.loss_plot.showGrid(x=True, y=True, alpha=0.3)
-        self.loss_plot.setLabel("bottom", "step")
-        self.loss_plot.setLabel("left", "loss")
+        self.loss_plot = light_plot("Training losses", "step", "loss")
         self.loss_plot.addLegend(offset=(-10, 10), labelTextColor="k")
         self.loss_plot.setDownsampling(auto=True, mode="peak")
         self.loss_plot.setClipToView(True)
-        self.map_plot = pg.PlotWidget(title="Retrieval MAP during training")
-        self.map_plot.setBackground("w")
-        self.map_plot.showGrid(x=True, y=True, alpha=0.3)
-        self.map_plot.setLabel("bottom", "step")
-        self.map_plot.setLabel("left", "MAP")
+        self.map_plot = light_plot("Retrieval MAP during training", "step", "MAP")
         self.map_plot.setYRange(0, 1)
         self.map_curve = self.map_plot.plot([], [], pen=pg.mkPen("#2c3e50", width=2),
                                             symbol="o", symbolSize=6)  # fmt: skip
@@ -702,12 +691,10 @@ class TrainingPanel(QWidget):
             self.hint.setText("When finished, select the model and build an index to search.")
 
     def show_error(self, text: str) -> None:
-        self.error.setText(text)
-        self.error.show()
+        self.error.show_error(text)
 
     def clear_error(self) -> None:
-        self.error.clear()
-        self.error.hide()
+        self.error.clear_error()
 
     def wait(self, timeout_s: float = 60.0) -> bool:
         """Process events until the run and any indexing end (tests, screenshot driver)."""
