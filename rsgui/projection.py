@@ -156,10 +156,14 @@ def _random_directions(xc: np.ndarray, k: int, rng: np.random.Generator, target:
 def _itq_rotation(v: np.ndarray, rng: np.random.Generator, n_iter: int) -> np.ndarray:
     """Orthogonal ``R`` (bits x bits) minimising ``||sign(V R) - V R||``, from a random
     orthogonal start."""
+    from threadpoolctl import threadpool_limits
+
     bits = v.shape[1]
     r, _ = np.linalg.qr(rng.standard_normal((bits, bits)))
-    for _ in range(n_iter):
-        b = np.where(v @ r >= 0, 1.0, -1.0)
-        u, _, wt = np.linalg.svd(b.T @ v)
-        r = wt.T @ u.T
+    # Fifty tiny SVDs: BLAS threads only add hand-over costs, which grow badly on a busy machine.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(n_iter):
+            b = np.where(v @ r >= 0, 1.0, -1.0)
+            u, _, wt = np.linalg.svd(b.T @ v)
+            r = wt.T @ u.T
     return r
