@@ -19,7 +19,8 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp" + (target.suffix if suffix is None else suffix),
+        prefix=f".{target.name}.",
+        suffix=".tmp" + (target.suffix if suffix is None else suffix),
         dir=target.parent,
     )
     os.close(fd)

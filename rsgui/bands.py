@@ -91,7 +91,9 @@ def resolve_band_set(name_or_bands: str | tuple[str, ...] | list[str], available
     ``available``. Raises :class:`MissingBandsError` naming what is missing."""
     if isinstance(name_or_bands, str):
         if name_or_bands not in BAND_SETS:
-            raise ValueError(f"unknown band set {name_or_bands!r}; choose from {', '.join(BAND_SETS)}")
+            raise ValueError(
+                f"unknown band set {name_or_bands!r}; choose from {', '.join(BAND_SETS)}"
+            )
         wanted = BAND_SETS[name_or_bands]
         if wanted is None:
             return tuple(available)

@@ -18,7 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder for tables, plots and report")
     p.add_argument("--preset", choices=["quick", "thesis"], default="quick")
     p.add_argument("--steps", type=int, default=None, help="override training steps per model")
-    p.add_argument("--bits", default=None, help="comma-separated code lengths (default per protocol)")
+    p.add_argument(
+        "--bits", default=None, help="comma-separated code lengths (default per protocol)"
+    )
     p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
