@@ -33,6 +33,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
     p.add_argument("--augment", default=None, help="deephash: conditional GAN checkpoint")
     p.add_argument("--n-generated", type=int, default=None, help="deephash: generated tiles")
+    p.add_argument(
+        "--variant",
+        choices=["thesis", "improved"],
+        default=None,
+        help="uahm/dhnn-ms: the method's own losses and sampling, or the improved ones "
+        "(default: improved with --preset quick, thesis with --preset thesis)",
+    )
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.set_defaults(func=run)
 
