@@ -230,79 +230,42 @@ def _run_cgan(archive, method, out, bands, steps, preset, device, seed, batch_si
 
 def _run_uahm(archive, method, out, bands, bits, steps, preset, device, seed, batch_size,
               checkpoint_every, resume, options, cancel, **_):  # fmt: skip
-    """uahm, dhnn-ms, gan-rgb, gan-ms: the command line's preparation (tiles, similarity matrix,
+    """uahm, dhnn-ms, gan-rgb, gan-ms: the command line's plan (tiles, similarity matrix,
     held-out MAP), then :func:`training.train_uahm.train`."""
-    import numpy as np
-
-    from rsgui.cli import CliError
-    from rsgui.cli import train_uahm as cli
     from training.ssm import ssm_for_archive
-    from training.train_uahm import preset_config, train
+    from training.train_uahm import train
+    from training.uahm_plan import checkpoint_meta, plan_run, read_tiles
 
     dev = _torch_device(device)
     yield {"event": "status", "message": "Opening the archive…"}
     arc = _open_archive(archive)
-    if len(arc) < 2:
-        raise JobError(f"{arc.root}: needs at least 2 readable tiles to train, has {len(arc)}")
     try:
-        band_names = cli.resolve_bands(method, bands, arc.band_names)
-    except CliError as e:
+        plan = plan_run(
+            arc, method, bands, bits, preset, seed, variant=options.get("variant"), steps=steps,
+            batch_size=batch_size, checkpoint_every=checkpoint_every,
+        )  # fmt: skip
+    except ValueError as e:
         raise JobError(str(e)) from None
-    h, w = arc.tile_shape
-    if h != w:
-        raise JobError(f"{arc.root}: tiles are {h}x{w}; training needs square tiles")
-    variant = options.get("variant") or ("thesis" if preset == "thesis" else "improved")
-    model_cfg, settings, ssm_cfg = preset_config(
-        method, preset, len(arc), bits=bits, channels=len(band_names), image_size=h,
-        variant=variant,
-    )  # fmt: skip
-    settings.seed = seed
-    if steps is not None:
-        settings.steps = int(steps)
-    if batch_size is not None:
-        settings.batch_size = int(batch_size)
-    if checkpoint_every is not None:
-        settings.checkpoint_every = int(checkpoint_every)
-    elif not settings.checkpoint_every:  # so that a cancel leaves a recent checkpoint
+    settings = plan.settings
+    if not settings.checkpoint_every:  # so that a cancel leaves a recent checkpoint
         settings.checkpoint_every = max(1, settings.steps // 10)
 
-    all_idx = np.arange(len(arc))
-    labelled = bool(arc.classes) and bool((arc.labels >= 0).all())
-    train_idx, eval_idx = all_idx, None
-    if labelled and len(arc) >= cli.HOLDOUT_MIN_TILES:
-        rng = np.random.default_rng(seed)
-        size = min(cli.HOLDOUT_MAX, len(all_idx) // 10)
-        eval_idx = np.sort(rng.choice(all_idx, size=size, replace=False))
-        train_idx = np.setdiff1d(all_idx, eval_idx)
-    elif labelled:
-        eval_idx = all_idx  # small archive: MAP on the training tiles themselves
-
-    yield {"event": "status", "message": f"Reading {len(train_idx)} tiles…"}
-    tiles = yield from threaded_steps(cli.read_tiles, arc, train_idx, band_names)
+    yield {"event": "status", "message": f"Reading {len(plan.train_idx)} tiles…"}
+    tiles = yield from threaded_steps(read_tiles, arc, plan.train_idx, plan.bands)
     ssm = None
     out = Path(out).with_suffix(".safetensors")
-    if model_cfg.binary:
+    if plan.model_cfg.binary:
         yield {"event": "status", "message": "Computing the similarity matrix…"}
-        ssm_cfg.spectral_bands = tuple(band_names)
-        ssm = yield from threaded_steps(ssm_for_archive, arc, train_idx, ssm_cfg, dev,
+        ssm = yield from threaded_steps(ssm_for_archive, arc, plan.train_idx, plan.ssm_cfg, dev,
                                         cache=out.with_suffix(".ssm.npz"))  # fmt: skip
     eval_data = None
-    if eval_idx is not None:
-        eval_tiles = tiles if eval_idx is all_idx else cli.read_tiles(arc, eval_idx, band_names)
-        eval_data = (eval_tiles, arc.labels[eval_idx])
-        if not settings.eval_every:
-            settings.eval_every = max(1, settings.steps // 5)
-    meta = {
-        "band_names": list(band_names),
-        "normalisation": arc.normalisation.to_dict(),
-        "archive_root": str(arc.root),
-        "n_train_tiles": int(len(train_idx)),
-        "eval": "training tiles" if eval_idx is all_idx else "held-out sample",
-        "preset": preset,
-        "device": str(dev),
-        "ssm": {**ssm_cfg.to_dict(), **(ssm.info if ssm else {})} if ssm else {},
-    }
-    yield from train(model_cfg, settings, tiles, ssm, out=out, meta=meta, device=dev,
+    if plan.eval_idx is not None:
+        eval_tiles = (
+            tiles if plan.eval_on_training_tiles else read_tiles(arc, plan.eval_idx, plan.bands)
+        )
+        eval_data = (eval_tiles, arc.labels[plan.eval_idx])
+    meta = checkpoint_meta(plan, arc, preset, dev, ssm)
+    yield from train(plan.model_cfg, settings, tiles, ssm, out=out, meta=meta, device=dev,
                      eval_data=eval_data, resume=resume, cancel=cancel)  # fmt: skip
     return TrainingResult(method, out)
 

@@ -95,7 +95,6 @@ def scores(order, q_labels, db_labels, classes, k=100, n=20, pr_step=None) -> di
 def run(args: argparse.Namespace) -> int:
     from rsgui.archive import Archive
     from rsgui.cli.progress import ProgressBar
-    from rsgui.cli.train_uahm import read_tiles
     from training.device import pick_device
     from training.ssm import (
         SSMConfig,
@@ -106,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         resolve_k,
     )
     from training.train_uahm import encode, preset_config, run_training
+    from training.uahm_plan import read_tiles
 
     t_start = time.perf_counter()
     out = Path(args.out)
