@@ -197,7 +197,9 @@ class TrainingPanel(QWidget):
         self.error = ErrorLabel()
 
         self.loss_plot = light_plot("Training losses", "step", "loss")
-        self.loss_plot.addLegend(offset=(-10, 10), labelTextColor="k")
+        self.loss_plot.addLegend(
+            offset=(-10, 10), labelTextColor="k", brush=(255, 255, 255, 220), pen=(200, 200, 200)
+        )
         self.loss_plot.setDownsampling(auto=True, mode="peak")
         self.loss_plot.setClipToView(True)
         self.map_plot = light_plot("Retrieval MAP during training", "step", "MAP")
