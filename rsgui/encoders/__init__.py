@@ -12,6 +12,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 
 from rsgui.bands import Normalisation
+from rsgui.errors import ModelFileError  # noqa: F401  (re-exported while callers move)
 
 # Methods whose codes are binary (ranked by Hamming distance) or float (ranked by cosine).
 TRAINED_METHODS: dict[str, Literal["binary", "float"]] = {
@@ -39,10 +40,6 @@ class Encoder(Protocol):
     def describe(self) -> dict:
         """JSON-able settings stored with an index (model file, training settings...)."""
         ...
-
-
-class ModelFileError(ValueError):
-    """A model file that cannot be used: not a checkpoint, another method or band set, corrupt."""
 
 
 def load_trained_encoder(model_path: str | Path, method: str | None = None) -> Encoder:
