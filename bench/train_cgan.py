@@ -39,7 +39,7 @@ def measure(
     with tempfile.TemporaryDirectory() as tmp:
         tc = TrainConfig(steps=warmup + steps, batch_size=batch, checkpoint_every=0)
         it = train_cgan(
-            data, f"{tmp}/g.safetensors", CGANConfig(method=method, width=width), tc, device
+            data, f"{tmp}/g.safetensors", CGANConfig(kind=method, width=width), tc, device
         )
         for _ in range(warmup):
             next(it)

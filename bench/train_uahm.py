@@ -36,7 +36,9 @@ def bench(device: torch.device, args) -> list[tuple[str, float]]:
     from training.uahm import UAHMConfig, build, sample_noise
 
     cfg = UAHMConfig(method="uahm", bits=args.bits, channels=10, width=args.width)
-    dh = UAHMConfig(method="dhnn-ms", bits=args.bits, channels=10, width=args.width)
+    dh = UAHMConfig(
+        method="dhnn-ms", bits=args.bits, channels=10, width=args.width, adversarial=False
+    )
     g, d = build(cfg)
     _, d2 = build(dh)
     g.to(device).train()

@@ -1,9 +1,9 @@
 """An archive: a folder of image tiles with named bands, optional class labels and georeference.
 
-Opening lists the files and reads only their headers (cached in a manifest, see
-:mod:`rsgui.manifest`, so the second open of 27,000 tiles takes under a second); pixels are read
-later, in batches, and only the bands asked for. Files that cannot serve as tiles are skipped and
-listed in ``problems`` with the reason.
+Opening lists the files (:mod:`rsgui.listing`) and reads only their headers
+(:mod:`rsgui.tiff_header`, cached in a manifest, :mod:`rsgui.manifest`, so the second open of
+27,000 tiles takes under a second); pixels are read later, in batches, and only the bands asked
+for. Files that cannot serve as tiles are skipped and listed in ``problems`` with the reason.
 
 Decisions are taken per header "kind" (shape, dtype, band descriptions, CRS...), of which an
 archive has a handful, not per file: the archive's shape is the most common (count, h, w), its
@@ -17,69 +17,38 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import logging
 import os
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rsgui import manifest as mf
+from rsgui import tiff_header as th
 from rsgui.bands import (
     BAND_SETS,
-    EUROSAT_MS_ORDER,
-    EUROSAT_RGB_ORDER,
     PRESETS,
-    MissingBandsError,
+    ArchivePreset,
     Normalisation,
     band_indices,
+    file_band_names,
+    parse_band_order,
     resolve_band_set,
 )
+from rsgui.errors import MissingBandsError, TileReadError
 from rsgui.geo import georef_from_entry, lonlat_many
+from rsgui.listing import RASTER_EXTENSIONS, FileStat, list_files
 from rsgui.tiles import GeoRef, Problem, TileBatch, TileRecord
-
-log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 BandSpec = str | tuple[str, ...] | list[str]
+Shape = tuple[int, int, int]  # bands, height, width
 
 TIF_EXTENSIONS = (".tif", ".tiff")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-
-
-class TileReadError(ValueError):
-    """A tile file cannot be used; the message names the file: ``"PATH: reason"``."""
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-
-def default_band_names(count: int) -> tuple[str, ...]:
-    """Band names for a file without descriptions and without a configured order."""
-    if count == 13:
-        return EUROSAT_MS_ORDER
-    if count == 3:
-        return EUROSAT_RGB_ORDER
-    return tuple(f"band{i + 1}" for i in range(count))
-
-
-def _file_band_names(
-    entry: dict, override: tuple[str, ...] | None, preset_names: tuple[str, ...]
-) -> tuple[tuple[str, ...] | None, str]:
-    """(names, source). Descriptions in the file win: they travel with the pixels."""
-    count = entry["count"]
-    desc = mf.parse_descriptions(entry.get("descriptions"))
-    if desc is not None:
-        return desc, "file"
-    if override:
-        return (override, "setting") if len(override) == count else (None, "setting")
-    if preset_names:
-        return (preset_names, "preset") if len(preset_names) == count else (None, "preset")
-    return default_band_names(count), "default"
 
 
 def _requested(bands: BandSpec) -> tuple[str, ...]:
@@ -97,11 +66,7 @@ def _norm_bands(bands: BandSpec, available: tuple[str, ...]) -> tuple[str, ...]:
     return resolve_band_set(bands, available)
 
 
-def _read_pixels(
-    path: str,
-    indexes: list[int],
-    shape: tuple[int, int, int] | None,
-) -> np.ndarray:
+def _read_pixels(path: str, indexes: list[int], shape: Shape | None) -> np.ndarray:
     """Read 1-based ``indexes`` of one file; TileReadError on any failure or a changed shape."""
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
@@ -125,7 +90,7 @@ def _read_pixels(
     except Exception as e:
         if not os.path.exists(path):
             raise TileReadError(path, "file not found (moved or deleted?)") from None
-        raise TileReadError(path, f"cannot read pixels ({mf._first_line(e)})") from e
+        raise TileReadError(path, f"cannot read pixels ({th.first_line(e)})") from e
 
 
 def _normalise(raw: np.ndarray, norm: Normalisation, out: np.ndarray) -> None:
@@ -135,9 +100,45 @@ def _normalise(raw: np.ndarray, norm: Normalisation, out: np.ndarray) -> None:
     np.divide(out, np.float32(norm.divisor), out=out)
 
 
+# ---------------------------------------------------------------------------- scanning headers
+class _KindTable:
+    """Distinct header kinds, each stored once: 27,000 tiles share a handful."""
+
+    def __init__(self) -> None:
+        self.kinds: list[dict] = []
+        self._index: dict[str, int] = {}
+
+    def id_of(self, kind: dict) -> int:
+        key = json.dumps(kind, sort_keys=True)
+        if key not in self._index:
+            self._index[key] = len(self.kinds)
+            self.kinds.append(kind)
+        return self._index[key]
+
+
+def _cache_hits(cache: mf.Manifest, paths: list[str], sizes: np.ndarray, mtimes: np.ndarray):
+    """(position in ``cache`` per path, whether that cached header still holds)."""
+    lookup = cache.lookup()
+    pos = np.array([lookup.get(p, -1) for p in paths], dtype=np.int64)
+    hit = pos >= 0
+    hit[hit] = (cache.sizes[pos[hit]] == sizes[hit]) & (cache.mtimes[pos[hit]] == mtimes[hit])
+    retry = [i for i, k in enumerate(cache.kinds) if k.get("retry")]
+    if retry:  # access problems may be fixed without touching the file's mtime (chmod)
+        hit[hit] = ~np.isin(cache.kind_ids[pos[hit]], retry)
+    return pos, hit
+
+
+def _with_lonlat(heads: list[dict]) -> None:
+    """Add the lon/lat footprint to every georeferenced header (one PROJ call per CRS)."""
+    need = [h for h in heads if h.get("crs") and h.get("bounds")]
+    lls = lonlat_many([(h["crs"], tuple(h["bounds"])) for h in need])
+    for h, ll in zip(need, lls, strict=True):
+        h["lonlat"] = ll
+
+
 def _scan(
     root: Path,
-    wanted: list[mf.FileStat],
+    wanted: list[FileStat],
     use_cache: bool,
     progress: Progress | None,
     workers: int | None,
@@ -145,61 +146,42 @@ def _scan(
     """Headers of ``wanted`` as a :class:`Manifest`: cached ones reused when (size, mtime_ns)
     match, the rest read now (and the cache rewritten). Returns (manifest, headers read, path
     of the cache in use or None)."""
-    caches = mf.load_manifests(root) if use_cache else []
     n = len(wanted)
     paths = [f[0] for f in wanted]
     sizes = np.array([f[1] for f in wanted], dtype=np.int64)
     mtimes = np.array([f[2] for f in wanted], dtype=np.int64)
     kind_ids = np.full(n, -1, dtype=np.int64)
     geo = np.full((n, mf.GEO_COLS), np.nan)
-    kinds: list[dict] = []
-    kind_index: dict[str, int] = {}
-
-    def kind_id(kind: dict) -> int:
-        key = json.dumps(kind, sort_keys=True)
-        if key not in kind_index:
-            kind_index[key] = len(kinds)
-            kinds.append(kind)
-        return kind_index[key]
-
+    table = _KindTable()
     filled = np.zeros(n, dtype=bool)
     in_use: Path | None = None  # a cache that matches the folder exactly needs no rewrite
-    for cache_path, cache in caches:
-        lookup = cache.lookup()
-        pos = np.array([lookup.get(p, -1) for p in paths], dtype=np.int64)
-        hit = pos >= 0
-        hit[hit] = (cache.sizes[pos[hit]] == sizes[hit]) & (cache.mtimes[pos[hit]] == mtimes[hit])
-        retry = [i for i, k in enumerate(cache.kinds) if k.get("retry")]
-        if retry:  # access problems may be fixed without touching the file's mtime (chmod)
-            hit[hit] = ~np.isin(cache.kind_ids[pos[hit]], retry)
+    for cache_path, cache in mf.load_manifests(root) if use_cache else []:
+        pos, hit = _cache_hits(cache, paths, sizes, mtimes)
         if in_use is None and hit.all() and len(cache.paths) == n:
             in_use = cache_path
         take = hit & ~filled
         if take.any():
-            remap = np.array([kind_id(k) for k in cache.kinds], dtype=np.int64)
+            remap = np.array([table.id_of(k) for k in cache.kinds], dtype=np.int64)
             kind_ids[take] = remap[cache.kind_ids[pos[take]]]
             geo[take] = cache.geo[pos[take]]
             filled |= take
         if filled.all():
             break
     left = np.flatnonzero(~filled)
-    todo = [paths[j] for j in left]
-    if todo:
-        heads = mf.read_headers(root, todo, progress, workers, done_before=n - len(todo), total=n)
-        need = [h for h in heads if h.get("crs") and h.get("bounds")]
-        lls = lonlat_many([(h["crs"], tuple(h["bounds"])) for h in need])
-        for h, ll in zip(need, lls, strict=True):
-            h["lonlat"] = ll
+    if len(left):
+        todo = [paths[j] for j in left]
+        heads = th.read_headers(root, todo, progress, workers, done_before=n - len(todo), total=n)
+        _with_lonlat(heads)
         for j, h in zip(left, heads, strict=True):
             kind, row = mf.split_entry(h)
-            kind_ids[j] = kind_id(kind)
+            kind_ids[j] = table.id_of(kind)
             geo[j] = row
     elif progress:
         progress(n, n)
-    m = mf.Manifest(paths, sizes, mtimes, kind_ids, kinds, geo)
+    m = mf.Manifest(paths, sizes, mtimes, kind_ids, table.kinds, geo)
     if use_cache and in_use is None:
         in_use = mf.save_manifest(root, m)
-    return m, len(todo), in_use
+    return m, len(left), in_use
 
 
 @contextlib.contextmanager
@@ -227,6 +209,175 @@ def _georef(crs: str | None, row: list[float]) -> GeoRef:
         (row[4], row[5]) if ll else None,
         tuple(zip(row[6:16:2], row[7:16:2], strict=True)) if ll else None,
     )
+
+
+# ---------------------------------------------------------------------------- deciding per kind
+def _archive_root(root: str | os.PathLike) -> Path:
+    p = Path(root).expanduser().resolve()
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: archive folder not found")
+    if not p.is_dir():
+        raise NotADirectoryError(f"{p}: an archive is a folder of tiles, not a file")
+    return p
+
+
+def _pick_files(
+    listing: list[FileStat], preset: str | None
+) -> tuple[tuple[str, ...], list[FileStat], list[Problem]]:
+    """(extension family, files of that family, problems for the others). Without a preset
+    the family is whichever of GeoTIFF or JPEG/PNG has more files."""
+    if preset is None:
+        n_tif = sum(1 for f in listing if f[0].lower().endswith(TIF_EXTENSIONS))
+        family = IMAGE_EXTENSIONS if len(listing) - n_tif > n_tif else TIF_EXTENSIONS
+    else:
+        family = tuple(e.lower() for e in PRESETS[preset].extensions)
+    wanted: list[FileStat] = []
+    problems: list[Problem] = []
+    for f in listing:
+        if f[0].lower().endswith(family):
+            wanted.append(f)
+        else:
+            ext = os.path.splitext(f[0])[1]
+            problems.append(
+                Problem(f[0], f"a {ext} file in an archive of {'/'.join(family)} tiles")
+            )
+    return family, wanted, problems
+
+
+@dataclass
+class _Kinds:
+    """The header kinds of a scan with how many files have each, in order of first file."""
+
+    kinds: list[dict]
+    counts: np.ndarray
+    order: list[int]
+
+    @classmethod
+    def of(cls, m: mf.Manifest) -> _Kinds:
+        counts = np.bincount(m.kind_ids, minlength=len(m.kinds))
+        first = np.full(len(m.kinds), len(m.paths))
+        np.minimum.at(first, m.kind_ids, np.arange(len(m.paths)))
+        order = [int(k) for k in np.argsort(first, kind="stable") if counts[k]]
+        return cls(m.kinds, counts, order)
+
+    def readable(self) -> list[int]:
+        return [k for k in self.order if "problem" not in self.kinds[k]]
+
+    def shape_of(self, k: int) -> Shape:
+        e = self.kinds[k]
+        return e["count"], e["height"], e["width"]
+
+
+def _archive_shape(kinds: _Kinds) -> tuple[Shape, int]:
+    """(most common (count, h, w) among readable files, number of readable files)."""
+    shapes: Counter = Counter()
+    for k in kinds.readable():
+        shapes[kinds.shape_of(k)] += kinds.counts[k]
+    shape = shapes.most_common(1)[0][0] if shapes else (0, 0, 0)
+    return shape, int(sum(shapes.values()))
+
+
+def _detect_preset(family: tuple[str, ...], shape: Shape, n_readable: int, kinds: _Kinds) -> str:
+    """JPEG/PNG tiles are EuroSAT RGB; 13-band GeoTIFFs mostly without band descriptions are
+    EuroSAT MS; any other GeoTIFF archive is plain ``geotiff``."""
+    if family == IMAGE_EXTENSIONS:
+        return "eurosat-rgb"
+    no_desc = sum(kinds.counts[k] for k in kinds.order if not kinds.kinds[k].get("descriptions"))
+    return "eurosat-ms" if shape[0] == 13 and 2 * no_desc > n_readable else "geotiff"
+
+
+@dataclass
+class _Naming:
+    """Per kind: why its files are skipped, or its band names and where they came from."""
+
+    reason: dict[int, str]
+    names: dict[int, tuple[str, ...]]
+    sources: dict[int, str]
+
+
+def _name_bands(
+    kinds: _Kinds, shape: Shape, order: tuple[str, ...] | None, preset: ArchivePreset
+) -> _Naming:
+    """Skip kinds of another shape or whose band names cannot be told; name the others."""
+    out = _Naming({}, {}, {})
+    for k in kinds.order:
+        e = kinds.kinds[k]
+        if "problem" in e:
+            out.reason[k] = e["problem"]
+            continue
+        c, h, w = kinds.shape_of(k)
+        if (h, w) != shape[1:]:
+            out.reason[k] = f"is {w}x{h} pixels, the archive's tiles are {shape[2]}x{shape[1]}"
+        elif c != shape[0]:
+            out.reason[k] = f"has {c} bands, the archive's tiles have {shape[0]}"
+        else:
+            names, source = file_band_names(e.get("descriptions"), c, order, preset.band_names)
+            if names is None:
+                given = order if source == "setting" else preset.band_names
+                who = "the band order setting" if source == "setting" else f"preset {preset.name}"
+                out.reason[k] = f"has {c} bands but {who} names {len(given)}"
+            else:
+                out.names[k], out.sources[k] = names, source
+    return out
+
+
+def _band_order(
+    naming: _Naming, counts: np.ndarray, preset: ArchivePreset
+) -> tuple[tuple[str, ...], str]:
+    """(the archive's band order, where it came from): the order most files have. Kinds that
+    name other bands are skipped (added to ``naming.reason``); other orders are read by name."""
+    votes: Counter = Counter()
+    for k, names in naming.names.items():
+        votes[names] += counts[k]
+    band_order = votes.most_common(1)[0][0] if votes else tuple(preset.band_names)
+    for k, names in naming.names.items():
+        if set(names) != set(band_order):
+            naming.reason[k] = (
+                f"bands {', '.join(names)} differ from the archive's {', '.join(band_order)}"
+            )
+    src_votes = Counter(naming.sources[k] for k, v in naming.names.items() if v == band_order)
+    band_source = src_votes.most_common(1)[0][0] if src_votes else ""
+    return tuple(band_order), band_source
+
+
+def _kept_and_skipped(m: mf.Manifest, reason: dict[int, str]) -> tuple[list[int], list[Problem]]:
+    """(positions of the files that become tiles, a problem for each of the others)."""
+    kind_ids = m.kind_ids.tolist()
+    kept = [j for j, k in enumerate(kind_ids) if k not in reason]
+    skipped = [Problem(m.paths[j], reason[k]) for j, k in enumerate(kind_ids) if k in reason]
+    return kept, skipped
+
+
+def _labelled(paths: list[str], kept: list[int], by_first_folder: bool) -> bool:
+    """EuroSAT layout: every tile sits in a first-level class folder. A preset chosen by the
+    user that says "labelled" labels by the first folder however deep the file is."""
+    return bool(kept) and (by_first_folder or all(paths[j].count("/") == 1 for j in kept))
+
+
+def _records(m: mf.Manifest, kept: list[int], shape: Shape, labelled: bool) -> list[TileRecord]:
+    c, h, w = shape
+    geo = m.geo[kept].tolist()
+    kind_ids = m.kind_ids.tolist()
+    records: list[TileRecord] = []
+    for i, j in enumerate(kept):
+        rel = m.paths[j]
+        label = rel.split("/", 1)[0] if labelled and "/" in rel else None
+        crs = m.kinds[kind_ids[j]].get("crs")
+        records.append(TileRecord(i, rel, label, h, w, c, _georef(crs, geo[i])))
+    return records
+
+
+def _default_normalisation(preset: ArchivePreset, kinds: _Kinds, naming: _Naming) -> Normalisation:
+    """The preset's scaling, except 8-bit for a plain GeoTIFF archive of mostly uint8 tiles."""
+    if preset.name != "geotiff":
+        return preset.normalisation
+    dtypes: Counter = Counter()
+    for k in naming.names:
+        if k not in naming.reason:
+            dtypes[kinds.kinds[k]["dtype"]] += kinds.counts[k]
+    if dtypes and dtypes.most_common(1)[0][0] == "uint8":
+        return Normalisation(255.0, 255.0)
+    return preset.normalisation
 
 
 class Archive:
@@ -277,7 +428,7 @@ class Archive:
         self._kind_names = kind_names or [band_names]
         self._record_kind = record_kind if record_kind is not None else np.zeros(n, np.int64)
         self._record_stat = record_stat if record_stat is not None else np.full((n, 2), -1)
-        self._plain_ok = bool(mf.FAST_TIFF)
+        self._plain_ok = bool(th.FAST_TIFF)
         labelled = {r.label for r in records} - {None}
         self.classes = tuple(sorted(labelled))
         cls_index = {c: i for i, c in enumerate(self.classes)}
@@ -316,135 +467,38 @@ class Archive:
         use_cache: bool,
         workers: int | None,
     ) -> Archive:
-        root = Path(root).expanduser().resolve()
-        if not root.exists():
-            raise FileNotFoundError(f"{root}: archive folder not found")
-        if not root.is_dir():
-            raise NotADirectoryError(f"{root}: an archive is a folder of tiles, not a file")
+        root = _archive_root(root)
         if preset is not None and preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-        override = _parse_band_order(band_names)
-        preset_given = preset is not None
-
-        listing = mf.list_files(root, mf.RASTER_EXTENSIONS)
-        problems: list[Problem] = []
-        if preset is None:
-            n_tif = sum(1 for f in listing if f[0].lower().endswith(TIF_EXTENSIONS))
-            family = IMAGE_EXTENSIONS if len(listing) - n_tif > n_tif else TIF_EXTENSIONS
-        else:
-            family = tuple(e.lower() for e in PRESETS[preset].extensions)
-        wanted: list[mf.FileStat] = []
-        for f in listing:
-            if f[0].lower().endswith(family):
-                wanted.append(f)
-            else:
-                ext = os.path.splitext(f[0])[1]
-                problems.append(
-                    Problem(f[0], f"a {ext} file in an archive of {'/'.join(family)} tiles")
-                )
+        order = parse_band_order(band_names)
+        family, wanted, problems = _pick_files(list_files(root, RASTER_EXTENSIONS), preset)
         m, n_read, cache_path = _scan(root, wanted, use_cache, progress, workers)
-        kinds = m.kinds
-        counts = np.bincount(m.kind_ids, minlength=len(kinds))
-        first = np.full(len(kinds), len(m.paths))
-        np.minimum.at(first, m.kind_ids, np.arange(len(m.paths)))
-        order = [k for k in np.argsort(first, kind="stable") if counts[k]]
-
-        # the archive's shape: most common (count, h, w) among readable files
-        shapes: Counter = Counter()
-        for k in order:
-            if "problem" not in kinds[k]:
-                shapes[(kinds[k]["count"], kinds[k]["height"], kinds[k]["width"])] += counts[k]
-        shape = shapes.most_common(1)[0][0] if shapes else (0, 0, 0)
-        if preset is None:
-            if family == IMAGE_EXTENSIONS:
-                preset = "eurosat-rgb"
-            else:
-                no_desc = sum(counts[k] for k in order if not kinds[k].get("descriptions"))
-                preset = (
-                    "eurosat-ms"
-                    if shape[0] == 13 and 2 * no_desc > sum(shapes.values())
-                    else "geotiff"
-                )
-        p = PRESETS[preset]
-        if override and shapes and len(override) != shape[0]:
+        kinds = _Kinds.of(m)
+        shape, n_readable = _archive_shape(kinds)
+        p = PRESETS[preset or _detect_preset(family, shape, n_readable, kinds)]
+        if order and n_readable and len(order) != shape[0]:
             raise ValueError(
-                f"the band order names {len(override)} bands but the tiles of {root} have "
-                f"{shape[0]}"
+                f"the band order names {len(order)} bands but the tiles of {root} have {shape[0]}"
             )
-        # decide per kind: a reason to skip, or its band names
-        reason: dict[int, str] = {}
-        names_of: dict[int, tuple[str, ...]] = {}
-        sources: dict[int, str] = {}
-        for k in order:
-            e = kinds[k]
-            if "problem" in e:
-                reason[k] = e["problem"]
-                continue
-            c, h, w = e["count"], e["height"], e["width"]
-            if (h, w) != shape[1:]:
-                reason[k] = f"is {w}x{h} pixels, the archive's tiles are {shape[2]}x{shape[1]}"
-            elif c != shape[0]:
-                reason[k] = f"has {c} bands, the archive's tiles have {shape[0]}"
-            else:
-                names, source = _file_band_names(e, override, p.band_names)
-                if names is None:
-                    given = override if source == "setting" else p.band_names
-                    who = "the band order setting" if source == "setting" else f"preset {preset}"
-                    reason[k] = f"has {c} bands but {who} names {len(given)}"
-                else:
-                    names_of[k], sources[k] = names, source
-        votes: Counter = Counter()
-        for k, names in names_of.items():
-            votes[names] += counts[k]
-        band_order = votes.most_common(1)[0][0] if votes else tuple(p.band_names)
-        for k, names in names_of.items():
-            if set(names) != set(band_order):
-                reason[k] = (
-                    f"bands {', '.join(names)} differ from the archive's {', '.join(band_order)}"
-                )
-        src_votes = Counter(sources[k] for k in names_of if names_of[k] == band_order)
-        band_source = src_votes.most_common(1)[0][0] if src_votes else ""
+        naming = _name_bands(kinds, shape, order, p)
+        band_order, band_source = _band_order(naming, kinds.counts, p)
 
-        kind_ids = m.kind_ids.tolist()
-        kept = [j for j, k in enumerate(kind_ids) if k not in reason]
-        problems += [Problem(m.paths[j], reason[k]) for j, k in enumerate(kind_ids) if k in reason]
-        # EuroSAT layout: every tile sits in a first-level class folder. A preset chosen by the
-        # user that says "labelled" labels by the first folder however deep the file is.
-        paths = m.paths
-        labelled = bool(kept) and (
-            (p.labelled and preset_given) or all(paths[j].count("/") == 1 for j in kept)
-        )
-        geo = m.geo[kept].tolist()
-        records: list[TileRecord] = []
-        h, w = shape[1], shape[2]
-        c = shape[0]
-        for i, j in enumerate(kept):
-            rel = paths[j]
-            label = rel.split("/", 1)[0] if labelled and "/" in rel else None
-            records.append(
-                TileRecord(i, rel, label, h, w, c, _georef(kinds[kind_ids[j]].get("crs"), geo[i]))
-            )
+        kept, skipped = _kept_and_skipped(m, naming.reason)
+        problems = sorted(problems + skipped, key=lambda pr: pr.path)
+        labelled = _labelled(m.paths, kept, p.labelled and preset is not None)
         if normalisation is None:
-            normalisation = p.normalisation
-            if preset == "geotiff" and kept:
-                dtypes = Counter()
-                for k in names_of:
-                    if k not in reason:
-                        dtypes[kinds[k]["dtype"]] += counts[k]
-                if dtypes and dtypes.most_common(1)[0][0] == "uint8":
-                    normalisation = Normalisation(255.0, 255.0)
-        problems.sort(key=lambda pr: pr.path)
+            normalisation = _default_normalisation(p, kinds, naming) if kept else p.normalisation
         kept_arr = np.asarray(kept, dtype=np.int64)
         return cls(
             root,
-            preset,
-            tuple(band_order),
-            (h, w),
+            p.name,
+            band_order,
+            shape[1:],
             normalisation,
-            records,
+            _records(m, kept, shape, labelled),
             problems,
-            kinds=kinds,
-            kind_names=[names_of.get(k) for k in range(len(kinds))],
+            kinds=m.kinds,
+            kind_names=[naming.names.get(k) for k in range(len(m.kinds))],
             record_kind=m.kind_ids[kept_arr],
             record_stat=np.stack([m.sizes[kept_arr], m.mtimes[kept_arr]], axis=1),
             band_source=band_source,
@@ -464,7 +518,7 @@ class Archive:
         order = self._kind_names[self._record_kind[i]] or self.band_names
         return [k + 1 for k in band_indices(order, names)]
 
-    def _shape(self) -> tuple[int, int, int]:
+    def _shape(self) -> Shape:
         return (len(self.band_names), *self.tile_shape)
 
     def _read_file(self, i: int, indexes: list[int]) -> np.ndarray:
@@ -482,7 +536,7 @@ class Archive:
             size, mtime = self._record_stat[i]
             if st.st_size == size and st.st_mtime_ns == mtime:
                 try:
-                    return mf.read_raw_pixels(path, kind, indexes)
+                    return th.read_raw_pixels(path, kind, indexes)
                 except OSError as e:
                     raise TileReadError(path, f"cannot read pixels ({e})") from None
         return _read_pixels(path, indexes, self._shape())
@@ -496,7 +550,7 @@ class Archive:
         h, w = self.tile_shape
         out = np.empty((len(idx), len(names), h, w), dtype=np.float32)
         per_kind: dict[int, list[int]] = {}  # band positions depend only on the header kind
-        with rasterio.Env(**mf.GDAL_ENV):
+        with rasterio.Env(**th.GDAL_ENV):
             for j, i in enumerate(idx):
                 if i < 0 or i >= len(self.records):
                     raise IndexError(f"tile index {i} out of range (archive has {len(self)})")
@@ -511,7 +565,7 @@ class Archive:
         """(C, H, W) file values of every band, in ``band_names`` order (for statistics views)."""
         import rasterio
 
-        with rasterio.Env(**mf.GDAL_ENV):
+        with rasterio.Env(**th.GDAL_ENV):
             raw = self._read_file(index, self._indexes_for(index, self.band_names))
         return np.array(raw, order="C")  # own, writable copy
 
@@ -583,25 +637,6 @@ class Archive:
         )
 
 
-def _parse_band_order(band_names: Iterable[str] | str | None) -> tuple[str, ...] | None:
-    """A user band order (``"B01,B02,...,B8A"`` or a list) -> canonical names, checked."""
-    if band_names is None:
-        return None
-    items = band_names.split(",") if isinstance(band_names, str) else list(band_names)
-    items = [s.strip() for s in items if s and s.strip()]
-    if not items:
-        return None
-    names = []
-    for s in items:
-        n = mf.parse_band_name(s)
-        if n is None:
-            raise ValueError(f"band order: {s!r} is not a Sentinel-2 band name (B01..B12, B8A)")
-        names.append(n)
-    if len(set(names)) != len(names):
-        raise ValueError("band order: a band is named twice")
-    return tuple(names)
-
-
 def read_tile_file(
     path: str | os.PathLike,
     band_names: Iterable[str] | str | None = None,
@@ -609,16 +644,17 @@ def read_tile_file(
     bands: BandSpec = "all",
     expected_shape: tuple[int, ...] | None = None,
 ) -> TileBatch:
-    """One tile from anywhere (a query). Band names come from the file's descriptions, else
-    ``band_names``, else its band count (13 -> EuroSAT MS order, 3 -> RGB). Raises
-    :class:`TileReadError` naming the file and what is wrong with it."""
+    """One tile from anywhere (a query). Band names follow the one rule of
+    :func:`rsgui.bands.file_band_names`: the file's descriptions, else ``band_names``, else its
+    band count (13 -> EuroSAT MS order, 3 -> RGB). Raises :class:`TileReadError` naming the file
+    and what is wrong with it."""
     import rasterio
 
     p = Path(path).expanduser()
     pstr = str(p)
-    override = _parse_band_order(band_names)
-    with rasterio.Env(**mf.GDAL_ENV):
-        e = mf.read_header(p)
+    order = parse_band_order(band_names)
+    with rasterio.Env(**th.GDAL_ENV):
+        e = th.read_header(p)
     if "problem" in e:
         raise TileReadError(pstr, e["problem"])
     c, h, w = e["count"], e["height"], e["width"]
@@ -628,37 +664,30 @@ def read_tile_file(
             raise TileReadError(
                 pstr, f"is {w}x{h} pixels, the index expects tiles of {exp_hw[1]}x{exp_hw[0]}"
             )
-    desc = mf.parse_descriptions(e.get("descriptions"))
-    if desc is not None:
-        names = desc
-    elif override is not None:
-        if len(override) != c:
-            raise TileReadError(
-                pstr, f"has {c} bands, but the band order given names {len(override)}"
-            )
-        names = override
-    else:
-        names = default_band_names(c)
+    names, source = file_band_names(e.get("descriptions"), c, order)
+    if names is None:
+        raise TileReadError(pstr, f"has {c} bands, but the band order given names {len(order)}")
     try:
         wanted = _norm_bands(bands, names)
     except MissingBandsError as err:
-        plain = "" if desc or override or c in (3, 13) else " and no band names"
-        need = ", ".join(_requested(bands) or err.missing)
+        plain = "" if source != "default" or c in (3, 13) else " and no band names"
+        missing = getattr(err, "missing", ())
+        need = ", ".join(_requested(bands) or missing)
         raise TileReadError(
             pstr,
             f"has {c} bands{plain} ({', '.join(names)}); the index needs {need} "
-            f"(missing {', '.join(err.missing)})",
+            f"(missing {', '.join(missing)})",
         ) from None
     if normalisation is None:
         normalisation = Normalisation(255.0, 255.0) if e["dtype"] == "uint8" else Normalisation()
     indexes = [names.index(b) + 1 for b in wanted]
     if "raw" in e:
         try:
-            raw = mf.read_raw_pixels(pstr, e, indexes)
+            raw = th.read_raw_pixels(pstr, e, indexes)
         except OSError as err:
             raise TileReadError(pstr, f"cannot read pixels ({err})") from None
     else:
-        with rasterio.Env(**mf.GDAL_ENV):
+        with rasterio.Env(**th.GDAL_ENV):
             raw = _read_pixels(pstr, indexes, (c, h, w))
     out = np.empty((1, len(wanted), h, w), dtype=np.float32)
     _normalise(raw, normalisation, out[0])

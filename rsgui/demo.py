@@ -3,6 +3,8 @@
 Each class mixes a few surface types (water, forest, crop, soil, grass, roof, asphalt) with its own
 texture, so classes differ both in spectrum and in spatial pattern, as real land-cover tiles do.
 Values are digital numbers like EuroSAT's (0..4095) in the EuroSAT MS band order (B8A last).
+Tiles are written by :func:`rsgui.geotiff.write_geotiff` as plain uncompressed, pixel-interleaved
+GeoTIFFs without band descriptions, as EuroSAT's are, so they take the fast header path.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rsgui.bands import EUROSAT_MS_ORDER, S2_BANDS
+from rsgui.geotiff import write_geotiff
 
 CLASSES: tuple[str, ...] = (
     "AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
@@ -155,24 +158,6 @@ def tile_transform(k: int, size: int, rng: np.random.Generator):
     return epsg, Affine(10.0, 0.0, x0, 0.0, -10.0, y0)
 
 
-def write_tile(path: Path, data: np.ndarray, epsg: int | None, transform) -> None:
-    import rasterio
-    from rasterio.crs import CRS
-
-    profile = {
-        "driver": "GTiff",
-        "dtype": str(data.dtype),
-        "count": data.shape[0],
-        "height": data.shape[1],
-        "width": data.shape[2],
-        "interleave": "pixel",
-    }
-    if epsg is not None:
-        profile.update(crs=CRS.from_epsg(epsg), transform=transform)
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-
-
 def make_demo_archive(
     root: str | os.PathLike, n_per_class: int = 20, size: int = 64, seed: int = 0
 ) -> Path:
@@ -205,7 +190,7 @@ def make_demo_archive(
                     rng = np.random.default_rng([seed, ci, n])
                     data = make_tile(cls, rng, size)
                     epsg, tr = tile_transform(k, size, rng)
-                    write_tile(tmp / cls / f"{cls}_{n}.tif", data, epsg, tr)
+                    write_geotiff(tmp / cls / f"{cls}_{n}.tif", data, crs=epsg, transform=tr)
                     k += 1
         (tmp / MARKER).write_text(json.dumps(settings))
         if root.exists():

@@ -42,9 +42,9 @@ class IndexMismatchError(RsguiError, ValueError):
     """A query made with another method, band set or code length than the index."""
 
 
-class JobError(RsguiError, RuntimeError):
+class JobError(RsguiError):
     """A job that cannot run as asked (bad settings for this archive); shown as it is."""
 
 
-class BackboneUnavailable(RsguiError, RuntimeError):
+class BackboneUnavailable(RsguiError):
     """A pretrained network whose weights are not installed."""

@@ -1,4 +1,4 @@
-"""Exact top-k search: Hamming distance over packed binary codes, cosine over float features.
+"""Exact top-k Hamming search over packed binary codes (cosine search is :mod:`rsgui.cosine`).
 
 Hamming distances are small integers (0..bits), so the k nearest codes are exactly those closer than
 a threshold distance ``t`` plus the first few at ``t`` in archive order; no sort of all N distances
@@ -121,11 +121,15 @@ def _distances(words: np.ndarray, qw: np.ndarray, bits: int) -> np.ndarray:
     return d
 
 
-def hamming_distances(db: np.ndarray | PackedCodes, queries: np.ndarray) -> np.ndarray:
-    """(Q, N) int32 Hamming distances between packed queries and packed archive codes."""
+def hamming_distances(
+    db: np.ndarray | PackedCodes, queries: np.ndarray, compact: bool = False
+) -> np.ndarray:
+    """(Q, N) Hamming distances between packed queries and packed archive codes: int32, or with
+    ``compact`` the smallest unsigned type that holds ``bits`` (what a radix sort wants)."""
     db = db if isinstance(db, PackedCodes) else PackedCodes(db)
     qw = _query_words(db, queries)
-    return _distances(db.words, qw, db.bits).astype(np.int32)
+    d = _distances(db.words, qw, db.bits)
+    return d if compact else d.astype(np.int32)
 
 
 def _query_words(db: PackedCodes, queries: np.ndarray) -> np.ndarray:
@@ -181,7 +185,7 @@ def _topk_sorted(db: PackedCodes, qw: np.ndarray, k: int) -> tuple[np.ndarray, n
     """All distances, then a stable sort (radix for small unsigned ints): ties in archive order."""
     d = _distances(db.words, qw, db.bits)
     idx = np.argsort(d, axis=1, kind="stable")[:, :k]
-    return idx.astype(np.int64), np.take_along_axis(d, idx, 1).astype(np.int32)
+    return idx, np.take_along_axis(d, idx, 1)  # cast on assignment into the int results
 
 
 def _topk_numpy(db: PackedCodes, qw: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -279,42 +283,6 @@ def _select(qi, di, dv, counts, nq, n, k, bits):
     idx = take % n
     dist = (take // n) % (bits + 1)
     return idx.astype(np.int64), dist.astype(np.int32)
-
-
-def cosine_topk(db: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k archive features most cosine-similar to each query, exact, ties by archive position.
-
-    ``db`` (N, D), ``queries`` (Q, D) or (D,). Returns ``idx`` (Q, k) int64 and ``similarity``
-    (Q, k) float32, descending; zero vectors have similarity 0 to everything."""
-    db = normalise_rows(db)
-    q = normalise_rows(queries)
-    if q.shape[1] != db.shape[1]:
-        raise ValueError(f"query features have {q.shape[1]} dimensions, the archive {db.shape[1]}")
-    n, nq = db.shape[0], q.shape[0]
-    k = min(int(k), n)
-    idx = np.zeros((nq, k), np.int64)
-    sim = np.zeros((nq, k), np.float32)
-    if k == 0:
-        return idx, sim
-    chunk = max(1, (1 << 24) // max(n, 1))  # ~64 MiB of similarities at a time
-    for a in range(0, nq, chunk):
-        s = q[a : a + chunk] @ db.T
-        for j, row in enumerate(s):
-            kth = np.partition(row, n - k)[n - k]
-            cand = np.flatnonzero(row >= kth)
-            order = np.argsort(-row[cand], kind="stable")[:k]
-            idx[a + j] = cand[order]
-            sim[a + j] = row[cand[order]]
-    return idx, sim
-
-
-def normalise_rows(x: np.ndarray) -> np.ndarray:
-    """(N, D) float32 rows scaled to unit length (zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[None, :]
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norm > 0, norm, 1.0).astype(np.float32)
 
 
 # -- backend choice and the compiled kernel --------------------------------------------------------

@@ -13,8 +13,10 @@ import pytest
 import rasterio
 
 from rsgui import manifest as mf
-from rsgui.archive import Archive, TileReadError, read_tile_file
-from rsgui.bands import EUROSAT_MS_ORDER, S2_BANDS, MissingBandsError, Normalisation
+from rsgui import tiff_header as th
+from rsgui.archive import Archive, read_tile_file
+from rsgui.bands import EUROSAT_MS_ORDER, S2_BANDS, Normalisation
+from rsgui.errors import MissingBandsError, TileReadError
 from rsgui.tiles import GeoRef
 
 MS10 = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
@@ -40,7 +42,7 @@ class OpenCounter:
     def __init__(self, monkeypatch):
         self.n = 0  # headers read
         self.gdal = 0  # rasterio.open calls
-        real_open, real_header = rasterio.open, mf.read_header
+        real_open, real_header = rasterio.open, th.read_header
 
         def counting_open(*a, **k):
             self.gdal += 1
@@ -51,7 +53,7 @@ class OpenCounter:
             return real_header(*a, **k)
 
         monkeypatch.setattr(rasterio, "open", counting_open)
-        monkeypatch.setattr(mf, "read_header", counting_header)
+        monkeypatch.setattr(th, "read_header", counting_header)
 
 
 # --------------------------------------------------------------------------- basic layout
@@ -151,7 +153,7 @@ def test_unreadable_file_is_skipped(small, monkeypatch):
             raise PermissionError(13, "Permission denied", str(file))
         return builtins.open(file, *a, **k)
 
-    monkeypatch.setattr(mf, "open", guarded, raising=False)
+    monkeypatch.setattr(th, "open", guarded, raising=False)
     a = Archive.open(small)
     assert [p.path for p in a.problems] == ["A/A_2.tif"]
     assert "permission denied" in a.problems[0].reason
@@ -512,9 +514,9 @@ def test_copy_of_archive_keeps_cache_valid(small, tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- plain GeoTIFF fast path
 def _gdal_header(path: Path, monkeypatch) -> dict:
     with monkeypatch.context() as m:
-        m.setattr(mf, "FAST_TIFF", False)
-        with rasterio.Env(**mf.GDAL_ENV):
-            return mf.read_header(path)
+        m.setattr(th, "FAST_TIFF", False)
+        with rasterio.Env(**th.GDAL_ENV):
+            return th.read_header(path)
 
 
 @pytest.mark.parametrize(
@@ -535,13 +537,13 @@ def _gdal_header(path: Path, monkeypatch) -> dict:
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_plain_tiff_header_matches_gdal(kwargs, plain, tmp_path, write_tile, monkeypatch):
     p = write_tile(tmp_path / "t.tif", size=(24, 20), **kwargs)
-    fast = mf.read_header(p)
+    fast = th.read_header(p)
     assert ("raw" in fast) == plain
     assert {k: v for k, v in fast.items() if k != "raw"} == _gdal_header(p, monkeypatch)
     with rasterio.open(p) as src:
         ref = src.read([src.count, 1])
     if plain:
-        got = mf.read_raw_pixels(str(p), fast, [fast["count"], 1])
+        got = th.read_raw_pixels(str(p), fast, [fast["count"], 1])
         assert got.dtype == ref.dtype and np.array_equal(got, ref)
     b = read_tile_file(p, normalisation=Normalisation(1e9, 1.0))  # file values as float
     assert np.array_equal(b.pixels[0, [-1, 0]], ref.astype(np.float32))
@@ -549,7 +551,7 @@ def test_plain_tiff_header_matches_gdal(kwargs, plain, tmp_path, write_tile, mon
 
 @pytest.mark.parametrize("fast", [True, False], ids=["plain", "gdal"])
 def test_both_readers_give_the_same_archive(fast, tmp_path, write_tile, monkeypatch):
-    monkeypatch.setattr(mf, "FAST_TIFF", fast)
+    monkeypatch.setattr(th, "FAST_TIFF", fast)
     write_tile(tmp_path / "A/a.tif", value=ramp(13, 8), size=8)
     write_tile(tmp_path / "A/b.tif", value=ramp(13, 8), size=8, descriptions=S2_BANDS)
     (tmp_path / "A/c.tif").write_bytes(b"II*\x00" + b"\x00" * 50)

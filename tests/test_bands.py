@@ -10,11 +10,16 @@ from rsgui.bands import (
     EUROSAT_RGB_ORDER,
     PRESETS,
     S2_BANDS,
-    MissingBandsError,
     Normalisation,
     band_indices,
+    default_band_names,
+    file_band_names,
+    parse_band_name,
+    parse_band_order,
+    parse_descriptions,
     resolve_band_set,
 )
+from rsgui.errors import MissingBandsError
 
 
 def test_eurosat_ms_order_has_b8a_last():
@@ -70,3 +75,56 @@ def test_normalisation_round_trip():
 def test_presets(preset, order, divisor):
     p = PRESETS[preset]
     assert p.band_names == order and p.normalisation.divisor == divisor and p.labelled
+
+
+# --------------------------------------------------------------------------- naming a file's bands
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("B02", "B02"), ("B2", "B02"), ("b8a", "B8A"), ("B8A (narrow NIR)", "B8A"),
+        (" B12 ", "B12"), ("B02 blue", "B02"), ("B13", None), ("B00", None), ("B9A", None),
+        ("B02x", None), ("red", None), ("", None), (None, None),
+    ],
+)  # fmt: skip
+def test_parse_band_name(text, name):
+    assert parse_band_name(text) == name
+
+
+def test_parse_descriptions_needs_every_band_named_once():
+    assert parse_descriptions(["B2", "b03", "B04 red"]) == ("B02", "B03", "B04")
+    assert parse_descriptions(["B02", "B02"]) is None
+    assert parse_descriptions(["B02", None]) is None
+    assert parse_descriptions(None) is None and parse_descriptions([]) is None
+
+
+def test_parse_band_order():
+    assert parse_band_order("B4, B3,B2") == ("B04", "B03", "B02")
+    assert parse_band_order(["b8a"]) == ("B8A",)
+    assert parse_band_order(None) is None and parse_band_order(" , ") is None
+    with pytest.raises(ValueError, match="not a Sentinel-2 band"):
+        parse_band_order("B04,XX")
+    with pytest.raises(ValueError, match="named twice"):
+        parse_band_order("B04,B4")
+
+
+def test_default_band_names_by_count():
+    assert default_band_names(13) == EUROSAT_MS_ORDER
+    assert default_band_names(3) == EUROSAT_RGB_ORDER
+    assert default_band_names(2) == ("band1", "band2")
+
+
+@pytest.mark.parametrize(
+    ("descriptions", "order", "preset", "expected"),
+    [
+        (["B04", "B03", "B02"], ("B02", "B03", "B04"), EUROSAT_RGB_ORDER,
+         (("B04", "B03", "B02"), "file")),  # descriptions travel with the pixels: they win
+        (["red", "green", "blue"], ("B02", "B03", "B04"), EUROSAT_RGB_ORDER,
+         (("B02", "B03", "B04"), "setting")),
+        (None, None, EUROSAT_RGB_ORDER, (EUROSAT_RGB_ORDER, "preset")),
+        (None, None, (), (EUROSAT_RGB_ORDER, "default")),
+        (None, ("B02", "B03"), EUROSAT_RGB_ORDER, (None, "setting")),  # names 2 of 3 bands
+        (None, None, EUROSAT_MS_ORDER, (None, "preset")),
+    ],
+)  # fmt: skip
+def test_file_band_names_is_the_one_rule(descriptions, order, preset, expected):
+    assert file_band_names(descriptions, 3, order, preset) == expected

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from rsgui.progress import drive
 from training.cgan import CGANConfig, Discriminator, Generator, sample_noise
 from training.checkpoint import load_checkpoint
-from training.train_cgan import GANData, TrainConfig, build_models, run_training, train_cgan
+from training.train_cgan import GANData, TrainConfig, build_models, train_cgan
 
 torch.set_num_threads(1)
 
@@ -38,7 +39,7 @@ def _data(n=16, size=16, channels=3, seed=0) -> GANData:
 @pytest.mark.parametrize("channels", [3, 10])
 @pytest.mark.parametrize("size", [32, 64])
 def test_shapes(method, channels, size):
-    cfg = CGANConfig(method=method, n_classes=5, channels=channels, image_size=size, width=0.125)
+    cfg = CGANConfig(kind=method, n_classes=5, channels=channels, image_size=size, width=0.125)
     g, d = Generator(cfg), Discriminator(cfg)
     y = torch.tensor([0, 1, 4])
     x = g(sample_noise(3, cfg.z_dim), y)
@@ -56,7 +57,7 @@ def test_shapes(method, channels, size):
 
 def test_method_sized_networks():
     """The method's layer sizes (Figure 4.4) at width 1."""
-    cfg = CGANConfig(method="cdcgan", n_classes=10, channels=3)
+    cfg = CGANConfig(kind="cdcgan", n_classes=10, channels=3)
     g, d = Generator(cfg), Discriminator(cfg)
     assert g.fc.out_features == 4 * 4 * 512
     convs = [m for m in d.convs if isinstance(m, torch.nn.Conv2d)]
@@ -64,13 +65,15 @@ def test_method_sized_networks():
     assert [c.stride[0] for c in convs] == [2, 1, 2, 1, 2]
     assert convs[0].in_channels == 13  # 3 bands + 10 one-hot channels
     assert d.fc[0].in_features == 8 * 8 * 256
-    acgan = Discriminator(CGANConfig(method="acgan"))
+    acgan = Discriminator(CGANConfig(kind="acgan"))
     assert acgan.out.out_features == 11 and acgan.convs[0].in_channels == 3
 
 
 def test_bad_config():
     with pytest.raises(ValueError):
-        CGANConfig(method="wgan")
+        CGANConfig(kind="wgan")
+    old = CGANConfig.from_dict({"method": "acgan", "image_size": 16})  # before the rename
+    assert old.kind == "acgan" and old.auxiliary_classifier
     with pytest.raises(ValueError):
         CGANConfig(image_size=48)
 
@@ -81,10 +84,10 @@ def test_bad_config():
 def test_conditioning_follows_label(tmp_path, method, size, width):
     """After a short training on dark vs bright tiles the class decides the brightness."""
     data = _data(n=32, size=size)
-    cfg = CGANConfig(method=method, image_size=size, width=width)
+    cfg = CGANConfig(kind=method, image_size=size, width=width)
     # a higher learning rate than the method's so that a few seconds of training suffice
     tc = TrainConfig(steps=150, batch_size=32, lr=1e-3, checkpoint_every=0, augment=False)
-    path = run_training(train_cgan(data, tmp_path / f"{method}.safetensors", cfg, tc))
+    path = drive(train_cgan(data, tmp_path / f"{method}.safetensors", cfg, tc))
     from training.generate import generate
 
     dark = generate(path, "Dark", 32, seed=1).mean()
@@ -94,11 +97,14 @@ def test_conditioning_follows_label(tmp_path, method, size, width):
 
 def test_checkpoint_sidecar(tmp_path):
     data = _data()
-    cfg = CGANConfig(method="acgan", image_size=16, width=0.125)
+    cfg = CGANConfig(kind="acgan", image_size=16, width=0.125)
     out = tmp_path / "g.safetensors"
-    progress = list(train_cgan(data, out, cfg, TrainConfig(steps=3, batch_size=8)))
-    assert [p["step"] for p in progress] == [1, 2, 3]
-    assert set(progress[-1]) >= {"step", "total", "losses", "images_per_s", "eta_s"}
+    progress = []
+    assert drive(train_cgan(data, out, cfg, TrainConfig(steps=3, batch_size=8)),
+                        progress.append) == out  # fmt: skip
+    assert [p.done for p in progress] == [1, 2, 3]
+    last = progress[-1]
+    assert last.total == 3 and last.values and last.rate is not None and last.eta_s is not None
     tensors, meta = load_checkpoint(out, "acgan")
     assert meta["bits"] == 0 and meta["step"] == 3
     assert meta["classes"] == ["Dark", "Bright"] and meta["band_names"] == list(RGB)
@@ -111,22 +117,16 @@ def test_checkpoint_sidecar(tmp_path):
 
 def test_cancel_then_resume_matches_uninterrupted(tmp_path):
     data = _data()
-    cfg = dict(method="cdcgan", image_size=16, width=0.125)
+    cfg = dict(kind="cdcgan", image_size=16, width=0.125)
     straight = tmp_path / "straight.safetensors"
-    run_training(train_cgan(data, straight, CGANConfig(**cfg), TrainConfig(steps=4, batch_size=8)))
+    drive(train_cgan(data, straight, CGANConfig(**cfg), TrainConfig(steps=4, batch_size=8)))
 
     part = tmp_path / "part.safetensors"
-    seen = []
-    it = train_cgan(
-        data,
-        part,
-        CGANConfig(**cfg),
-        TrainConfig(steps=4, batch_size=8),
-        cancel=lambda: len(seen) >= 2,
-    )
-    run_training(it, seen.append)
+    it = train_cgan(data, part, CGANConfig(**cfg), TrainConfig(steps=4, batch_size=8))
+    next(it), next(it)
+    it.close()  # cancel after two steps: the generator writes its checkpoint
     assert load_checkpoint(part)[1]["step"] == 2
-    resumed = run_training(
+    resumed = drive(
         train_cgan(data, part, CGANConfig(**cfg), TrainConfig(steps=4, batch_size=8), resume=part)
     )
     a, meta = load_checkpoint(straight)
@@ -139,8 +139,8 @@ def test_cancel_then_resume_matches_uninterrupted(tmp_path):
 
 def test_resume_refuses_other_bands(tmp_path):
     out = tmp_path / "g.safetensors"
-    cfg = CGANConfig(method="cdcgan", image_size=16, width=0.125)
-    run_training(train_cgan(_data(), out, cfg, TrainConfig(steps=1, batch_size=4)))
+    cfg = CGANConfig(kind="cdcgan", image_size=16, width=0.125)
+    drive(train_cgan(_data(), out, cfg, TrainConfig(steps=1, batch_size=4)))
     with pytest.raises(ValueError, match="bands"):
         next(train_cgan(_data(channels=10), out, cfg, TrainConfig(steps=2), resume=out))
 
@@ -176,6 +176,8 @@ def test_cli_train_gan_then_deephash_with_generated_tiles(demo_archive, tmp_path
         ["train", str(demo_archive), "--method", "cdcgan", "--bands", "all", "--out", str(gan)]
     )
     assert rc == 2 and "rgb or ms10" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # spectral is not trained: not a choice of the command
+        main(["train", str(demo_archive), "--method", "spectral", "--out", str(gan)])
 
 
 @pytest.mark.parametrize("rescale", [True, False])
@@ -186,9 +188,9 @@ def test_band_stretch_is_undone_by_generate(tmp_path, rescale):
     data = _data()
     data.pixels = data.pixels * 0.2  # values about 0.02 and 0.18
     out = tmp_path / "g.safetensors"
-    cfg = CGANConfig(method="cdcgan", image_size=16, width=0.125)
+    cfg = CGANConfig(kind="cdcgan", image_size=16, width=0.125)
     tc = TrainConfig(steps=1, batch_size=4, rescale=rescale)
-    run_training(train_cgan(data, out, cfg, tc))
+    drive(train_cgan(data, out, cfg, tc))
     scale = load_checkpoint(out)[1]["pixel_scale"]
     if rescale:
         assert scale == pytest.approx([0.18] * 3, abs=0.03)

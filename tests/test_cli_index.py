@@ -6,12 +6,14 @@ import csv
 import io
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rsgui.bands import BAND_SETS, Normalisation
 from rsgui.cli import main
+from rsgui.services.search import RESULT_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def test_index_writes_both_files(spectral_index):
     assert meta["band_names"] == list(BAND_SETS["ms10"])
 
 
-def test_search_csv_lists_the_query_first(spectral_index, demo_archive, capsys):
+def test_search_csv_leaves_an_archive_query_out(spectral_index, demo_archive, capsys):
     queries = [
         demo_archive / "Forest" / p
         for p in sorted(p.name for p in (demo_archive / "Forest").glob("*.tif"))[:2]
@@ -45,14 +47,16 @@ def test_search_csv_lists_the_query_first(spectral_index, demo_archive, capsys):
     capsys.readouterr()
     assert main(["search", str(spectral_index), *map(str, queries), "--top", "5"]) == 0
     text = capsys.readouterr().out
-    assert text.splitlines()[0] == "query,rank,path,distance,label"
+    assert text.splitlines()[0] == ",".join(RESULT_COLUMNS)
     rows = _rows(text)
     assert len(rows) == 10
     for q in queries:
         mine = [r for r in rows if r["query"] == str(q)]
         assert [int(r["rank"]) for r in mine] == [1, 2, 3, 4, 5]
-        assert mine[0]["path"] == f"Forest/{q.name}" and mine[0]["distance"] == "0"
+        assert all(Path(r["path"]).name != q.name for r in mine), "the query tile is left out"
         assert [int(r["distance"]) for r in mine] == sorted(int(r["distance"]) for r in mine)
+        assert all(r["correct"] == str(int(r["label"] == "Forest")) for r in mine)
+        assert all(-180 <= float(r["lon"]) <= 180 and -90 <= float(r["lat"]) <= 90 for r in mine)
     assert sum(r["label"] == "Forest" for r in rows) >= 6  # same class mostly
 
 
@@ -82,7 +86,7 @@ def test_search_json_to_file_and_outside_query(spectral_index, demo_archive, tmp
     assert [r["rank"] for r in rows] == [1, 2, 3]
     assert rows[0]["query"] == str(outside)
     assert rows[0]["distance"] == 0  # same pixels as an archive tile
-    assert set(rows[0]) == {"query", "rank", "path", "distance", "label"}
+    assert tuple(rows[0]) == RESULT_COLUMNS
 
 
 def test_evaluate_prints_figures_and_pr_csv(spectral_index, tmp_path, capsys):
@@ -194,10 +198,14 @@ def test_trained_method_bands_and_bits_come_from_the_model(
     meta = json.loads(out.with_name("trained.json").read_text())
     assert meta["bits"] == 16 and meta["encoder"]["model_path"] == str(model.resolve())
     q = next((demo_archive / "Highway").glob("*.tif"))
+    outside = tmp_path / "query" / q.name  # a copy: not a tile of the archive, finds its twin
+    outside.parent.mkdir()
+    shutil.copy(q, outside)
     capsys.readouterr()
-    assert main(["search", str(out), str(q), "--top", "2"]) == 0
+    assert main(["search", str(out), str(outside), "--top", "60"]) == 0
     rows = _rows(capsys.readouterr().out)
-    assert rows[0]["path"] == f"Highway/{q.name}" and rows[0]["distance"] == "0"
+    twin = [r for r in rows if r["path"] == str(demo_archive.resolve() / "Highway" / q.name)]
+    assert rows[0]["distance"] == "0" and twin[0]["distance"] == "0"
 
 
 @pytest.mark.realdata

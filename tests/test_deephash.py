@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from rsgui.progress import drive
 from training.deephash import (
     DeepHashConfig,
     DeepHashNet,
@@ -14,7 +15,6 @@ from training.deephash import (
     triplet_loss,
     triplet_loss_all,
 )
-from training.train_cgan import run_training
 from training.train_deephash import DeepHashData, DeepHashTrainConfig, train_deephash
 
 torch.set_num_threads(1)
@@ -90,7 +90,7 @@ def _cfg(steps, **kw) -> DeepHashTrainConfig:
 
 def test_training_separates_classes(tmp_path):
     data = _feature_data()
-    path = run_training(train_deephash(data, tmp_path / "h.safetensors", 16, _cfg(150, lr=3e-3)))
+    path = drive(train_deephash(data, tmp_path / "h.safetensors", 16, _cfg(150, lr=3e-3)))
     from training.train_deephash import hash_outputs, load_net
 
     net, meta = load_net(path)
@@ -107,12 +107,13 @@ def test_training_separates_classes(tmp_path):
 def test_cancel_and_resume(tmp_path):
     data = _feature_data()
     out = tmp_path / "h.safetensors"
-    seen = []
-    run_training(train_deephash(data, out, 16, _cfg(5), cancel=lambda: len(seen) >= 2), seen.append)
+    job = train_deephash(data, out, 16, _cfg(5))
+    next(job), next(job)
+    job.close()  # cancel after two steps: the generator writes its checkpoint
     from training.checkpoint import load_checkpoint
 
     assert load_checkpoint(out)[1]["step"] == 2
-    run_training(train_deephash(data, out, 16, _cfg(5), resume=out))
+    drive(train_deephash(data, out, 16, _cfg(5), resume=out))
     assert load_checkpoint(out)[1]["step"] == 5
     with pytest.raises(ValueError, match="bit"):
         next(train_deephash(data, out, 32, _cfg(6), resume=out))
@@ -145,19 +146,19 @@ def tiny_feature_net(tmp_path_factory) -> str:
 def test_encoder_and_index_command(demo_archive, tmp_path, tiny_feature_net, bands):
     from rsgui.archive import Archive
     from rsgui.cli import main
-    from rsgui.index import HashIndex
-    from training.encoders import encoder_from_checkpoint
-    from training.train_deephash import prepare_data
+    from rsgui.encoders import load_trained_encoder
+    from rsgui.index_store import HashIndex
+    from rsgui.services.training import prepare_deephash_data
 
     features = {"weights": tiny_feature_net, "input_size": 75, "rgb_gain": 1.0}
     out = tmp_path / "dh.safetensors"
-    data = prepare_data(demo_archive, bands, out=out, features=features)
+    data = drive(prepare_deephash_data(demo_archive, bands, out=out, features=features))
     assert data.inputs.shape[0] == len(Archive.open(demo_archive))
     if bands == "rgb":
         assert data.inputs.shape[1] == 24 and out.with_suffix(".features.npz").is_file()
-    run_training(train_deephash(data, out, 16, _cfg(3)))
+    drive(train_deephash(data, out, 16, _cfg(3)))
 
-    enc = encoder_from_checkpoint(out, "deephash")
+    enc = load_trained_encoder(out, "deephash")
     assert enc.method == "deephash" and enc.kind == "binary" and enc.bits == 16
     assert enc.band_names == (RGB if bands == "rgb" else MS10)
     px = Archive.open(demo_archive).read([0, 1, 2], bands=list(enc.band_names)).pixels

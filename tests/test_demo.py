@@ -76,7 +76,7 @@ def test_reuse_and_refuse(tmp_path):
 
 def test_no_partial_archive_on_failure(tmp_path, monkeypatch):
     calls = []
-    real = demo.write_tile
+    real = demo.write_geotiff
 
     def failing(*a, **k):
         calls.append(1)
@@ -84,7 +84,7 @@ def test_no_partial_archive_on_failure(tmp_path, monkeypatch):
             raise OSError("disk full")
         real(*a, **k)
 
-    monkeypatch.setattr(demo, "write_tile", failing)
+    monkeypatch.setattr(demo, "write_geotiff", failing)
     with pytest.raises(OSError, match="disk full"):
         demo.make_demo_archive(tmp_path / "d", n_per_class=1, size=16)
     assert list(tmp_path.iterdir()) == []

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from rsgui import metrics
-from rsgui.evaluation import evaluate, read_query_list
-from rsgui.index import HashIndex, IndexMeta
-from rsgui.indexing import Cancelled
+from rsgui.index_store import HashIndex, IndexMeta
+from rsgui.services.evaluation import evaluate, evaluate_job, read_query_list
 
 
 def _index(codes, labels, kind="binary", root="/archive"):
@@ -119,8 +118,12 @@ def test_report_csv_and_cancel(tmp_path):
     lines = path.read_text().splitlines()
     assert lines[0] == "retrieved,precision,recall" and len(lines) == 1 + 4
     assert set(ev.as_dict()) >= {"map", "precision", "classwise_map", "pr"}
-    with pytest.raises(Cancelled):
-        evaluate(index, cancel=lambda: True)
+    job = evaluate_job(index)  # cancel: the consumer closes the job at a yield
+    first = next(job)
+    assert first.stage == "evaluate" and first.total == len(index)
+    job.close()
+    with pytest.raises(StopIteration):
+        next(job)
 
 
 def test_read_query_list(tmp_path):

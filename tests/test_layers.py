@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("training", ("training",)),
     ("encoders", ("rsgui.encoders",)),
     ("services", ("rsgui.services",)),
-    ("front", ("rsgui.cli", "rsgui.app", "rsgui.experiments", "rsgui.selftest")),
+    ("front", ("rsgui.cli", "rsgui.app", "rsgui.experiments")),
 ]  # fmt: skip
 ORDER = {name: i for i, (name, _) in enumerate(LAYERS)}
 TRAINING_MAY_USE = {"rsgui", "rsgui.errors", "rsgui.progress", "rsgui.bands", "rsgui.atomic"}

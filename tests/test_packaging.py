@@ -113,7 +113,7 @@ def test_drop_rules(dest, kept):
         ("torch.testing", True),
         ("torch.testing._internal.common_dtype", True),
         ("numpy.testing", True),
-        ("rsgui.selftest", True),
+        ("rsgui.app.selftest", True),
         ("scipy.linalg.tests", False),
         ("scipy.linalg.tests.test_basic", False),
         ("numpy.tests.test_ctypeslib", False),

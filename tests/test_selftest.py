@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from rsgui import selftest
-from rsgui.indexing import SearchResult
+from rsgui.app import selftest
+from rsgui.services.search import QueryTile, SearchResult, SearchResults
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,26 +109,28 @@ def _fake_query_ctx(n_classes=3, per_class=4):
         for i in range(n_classes * per_class)
     ]
     archive = SimpleNamespace(root="/arch", records=records)
-    return SimpleNamespace(archive=archive, index=object())
+    return SimpleNamespace(archive=archive, index=object(), workdir=None)
 
 
-def _rows(ctx, first_path=None, first_distance=0, same_class=5):
-    """Top-5 rows per query: the query first, then ``same_class - 1`` of its class."""
-    rows = []
+def _results(ctx, first_path=None, first_distance=0, same_class=5):
+    """Top-5 results per query file (named by its tile): its archive twin first, then
+    ``same_class - 1`` of its class."""
+    out = {}
     records = ctx.archive.records
     for rec in records:
         if rec.index % 4:  # queries are the first tile of each class
             continue
-        q = f"/arch/{rec.path}"
         others_same = [r for r in records if r.label == rec.label and r is not rec]
         others_diff = [r for r in records if r.label != rec.label]
         ranked = [rec, *others_same[: same_class - 1], *others_diff][:5]
+        rows = []
         for rank, r in enumerate(ranked, start=1):
-            path, dist = r.path, rank - 1
+            path, dist = f"/arch/{r.path}", rank - 1
             if rank == 1:
-                path, dist = first_path or r.path, first_distance
-            rows.append(SearchResult(q, rank, path, dist, r.label))
-    return rows
+                path, dist = first_path or path, first_distance
+            rows.append(SearchResult(rec.path, rank, path, dist, r.label))
+        out[rec.path] = rows
+    return out
 
 
 @pytest.mark.parametrize(
@@ -140,17 +142,28 @@ def _rows(ctx, first_path=None, first_distance=0, same_class=5):
         ("mixed", "share the query's class"),
     ],
 )
-def test_query_check_fails_on_a_wrong_ranking(monkeypatch, kind, message):
-    import rsgui.indexing
+def test_query_check_fails_on_a_wrong_ranking(monkeypatch, tmp_path, kind, message):
+    import rsgui.services.search
 
     ctx = _fake_query_ctx()
-    rows = {
-        "good": lambda: _rows(ctx),
-        "other_first": lambda: _rows(ctx, first_path="c9/elsewhere.tif"),
-        "nonzero": lambda: _rows(ctx, first_distance=3),
-        "mixed": lambda: _rows(ctx, same_class=2),
+    ctx.workdir = tmp_path
+    for rec in ctx.archive.records:  # the query files the step copies already exist
+        (tmp_path / "queries" / rec.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "queries" / rec.path).write_bytes(b"tile")
+    found = {
+        "good": lambda: _results(ctx),
+        "other_first": lambda: _results(ctx, first_path="/arch/c9/elsewhere.tif"),
+        "nonzero": lambda: _results(ctx, first_distance=3),
+        "mixed": lambda: _results(ctx, same_class=2),
     }[kind]()
-    monkeypatch.setattr(rsgui.indexing, "search_files", lambda index, paths, k: rows)
+
+    def fake_search(index, path, k):
+        key = Path(path).relative_to(tmp_path / "queries").as_posix()
+        return SearchResults(
+            QueryTile(Path(path)), None, None, "spectral", 64, "binary", found[key]
+        )
+
+    monkeypatch.setattr(rsgui.services.search, "search", fake_search)
     if message is None:
         assert "top-5 same class" in selftest.step_query(ctx)
     else:

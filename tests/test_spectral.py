@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from rsgui.archive import Archive
-from rsgui.bands import MissingBandsError
 from rsgui.encoders import Encoder
-from rsgui.evaluation import evaluate
-from rsgui.index import HashIndex
-from rsgui.indexing import Cancelled, build_index, encode_query, encoder_for_index
-from rsgui.spectral import SpectralEncoder, SpectralSettings
+from rsgui.encoders.spectral import SpectralEncoder, SpectralSettings
+from rsgui.errors import MissingBandsError
+from rsgui.index_store import HashIndex
+from rsgui.services.evaluation import evaluate
+from rsgui.services.indexing import build_index, build_index_job
+from rsgui.services.search import encode_query, encoder_for_index
 
 
 @pytest.fixture(scope="module")
@@ -79,21 +80,26 @@ def test_fit_is_deterministic_and_subsamples(archive):
 def test_progress_and_cancel(archive):
     calls = []
     SpectralEncoder.fit(
-        archive, "rgb", 8, batch_size=16, progress=lambda d, t, n: calls.append((d, t))
+        archive,
+        "rgb",
+        8,
+        batch_size=16,
+        on_progress=lambda p: calls.append((p.stage, p.done, p.total)),
     )
-    assert calls[-1] == (len(archive), len(archive))
-    assert [c[0] for c in calls] == sorted(c[0] for c in calls)
-    with pytest.raises(Cancelled):
-        SpectralEncoder.fit(archive, "rgb", 8, cancel=lambda: True)
+    fit = [(d, t) for stage, d, t in calls if stage == "fit"]
+    assert fit[-1] == (len(archive), len(archive))
+    assert [c[0] for c in fit] == sorted(c[0] for c in fit)
+    assert {stage for stage, _, _ in calls} == {"stretch", "fit"}
+    job = SpectralEncoder.fit_job(archive, "rgb", 8)  # cancel: the consumer closes the job
+    next(job)
+    job.close()
+    with pytest.raises(StopIteration):
+        next(job)
     enc = SpectralEncoder.fit(archive, "rgb", 8)
-    seen = []
-
-    def cancel_after_first_batch():
-        seen.append(1)
-        return len(seen) > 1
-
-    with pytest.raises(Cancelled):
-        build_index(archive, enc, batch_size=16, cancel=cancel_after_first_batch)
+    job = build_index_job(archive, enc, batch_size=16)
+    first = next(job)
+    assert first.stage == "encode" and first.done == 16 and first.total == len(archive)
+    job.close()
 
 
 def test_refusals(archive):
@@ -107,19 +113,19 @@ def test_refusals(archive):
 
 
 @pytest.mark.parametrize("k", [1, 3, 40])
-def test_search_lists_an_archive_query_first_among_ties(archive, k):
-    from rsgui.indexing import search_files
+def test_search_leaves_an_archive_query_out_among_ties(archive, k):
+    from rsgui.services.search import search
 
     enc = SpectralEncoder.fit(archive, "rgb", 2)  # 2 bits: a quarter of the archive shares a code
     index = build_index(archive, enc)
     last = len(archive) - 1  # the last tile in archive order loses every tie by default
-    rows = search_files(index, [archive.path_of(last), archive.path_of(0)], k)
-    assert len(rows) == 2 * k
-    first = [r for r in rows if r.rank == 1]
-    assert [r.path for r in first] == [archive.records[last].path, archive.records[0].path]
-    assert all(r.distance == 0 for r in first)
-    for q in (str(archive.path_of(last)), str(archive.path_of(0))):
-        mine = [r for r in rows if r.query == q]
-        assert [r.rank for r in mine] == list(range(1, k + 1))
-        assert [r.distance for r in mine] == sorted(r.distance for r in mine)
-        assert len({r.path for r in mine}) == k
+    for i in (last, 0):
+        q = archive.path_of(i)
+        res = search(index, q, k)
+        rows = res.rows
+        assert [r.rank for r in rows] == list(range(1, k + 1))
+        assert all(r.query == str(q) for r in rows)
+        assert str(q) not in {r.path for r in rows}, "the query tile is left out"
+        assert [r.distance for r in rows] == sorted(r.distance for r in rows)
+        assert len({r.path for r in rows}) == k
+        assert res.query_label == archive.records[i].label

@@ -10,18 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from rsgui.encoders import ModelFileError, load_trained_encoder
+from rsgui.encoders import load_trained_encoder
+from rsgui.encoders.registry import METHODS
+from rsgui.errors import ModelFileError
+from rsgui.progress import drive
+from rsgui.services.training import map_evaluator
 from training.checkpoint import load_checkpoint
 from training.ssm import build_ssm
-from training.train_uahm import (
-    TrainingCancelled,
-    TrainSettings,
-    generate_tiles,
-    load_networks,
-    run_training,
-    train,
-    write_generated_geotiffs,
-)
+from training.train_uahm import TrainSettings, generate_tiles, load_networks, train
 from training.uahm import UAHMConfig
 
 torch.set_num_threads(1)
@@ -39,7 +35,11 @@ def data(channels=10, n=N, seed=0):
 
 def cfg(method="uahm", channels=10):
     return UAHMConfig(method=method, bits=BITS, channels=channels, image_size=SIZE, width=0.125,
-                      hidden=32)  # fmt: skip
+                      hidden=32, **METHODS[method].config)  # fmt: skip
+
+
+def train_to_end(*args, **kwargs):
+    return drive(train(*args, **kwargs))
 
 
 def settings(**kw):
@@ -61,21 +61,26 @@ def test_every_method_trains_and_checkpoints(tmp_path, method):
     ch = 3 if method == "gan-rgb" else 10
     tiles, labels = data(ch)
     out = tmp_path / "m.safetensors"
-    steps = list(
+    c = cfg(method, ch)
+    steps = []
+    path = drive(
         train(
-            cfg(method, ch),
+            c,
             settings(eval_every=3),
             tiles,
             tiny_ssm(tiles),
             out=out,
             meta=meta(ch),
-            eval_data=(tiles, labels),
-        )  # fmt: skip
+            eval_tiles=tiles,
+            evaluate=map_evaluator(labels, 20, c.binary),
+        ),  # fmt: skip
+        steps.append,
     )
-    assert [p["step"] for p in steps] == [1, 2, 3] and steps[-1]["done"]
-    assert steps[-1]["images_per_s"] > 0 and "eta_s" in steps[0]
-    assert 0 <= steps[-1]["map"] <= 1
-    assert all(np.isfinite(v) for p in steps for v in p["losses"].values())
+    assert path == out
+    assert [p.done for p in steps] == [1, 2, 3] and steps[-1].done == steps[-1].total
+    assert steps[-1].rate > 0 and steps[0].eta_s is not None and steps[0].stage == "train"
+    assert 0 <= steps[-1].values["map"] <= 1
+    assert all(np.isfinite(v) for p in steps for v in p.values.values())
     tensors, m = load_checkpoint(out, method)
     assert m["step"] == 3 and m["bits"] == BITS and m["band_names"] == meta(ch)["band_names"]
     assert m["model"]["method"] == method and len(m["history"]) == 3 and "map@20" in m["metrics"]
@@ -92,10 +97,12 @@ def test_resume_continues_exactly(tmp_path):
     ssm = tiny_ssm(tiles)
     full = tmp_path / "full.safetensors"
     part = tmp_path / "part.safetensors"
-    run_training(cfg(), settings(steps=4), tiles, ssm, out=full, meta=meta())
-    run_training(cfg(), settings(steps=2), tiles, ssm, out=part, meta=meta())
-    resumed = list(train(cfg(), settings(steps=4), tiles, ssm, out=part, meta=meta(), resume=part))
-    assert [p["step"] for p in resumed] == [3, 4]
+    train_to_end(cfg(), settings(steps=4), tiles, ssm, out=full, meta=meta())
+    train_to_end(cfg(), settings(steps=2), tiles, ssm, out=part, meta=meta())
+    resumed = []
+    drive(train(cfg(), settings(steps=4), tiles, ssm, out=part, meta=meta(), resume=part),
+          resumed.append)  # fmt: skip
+    assert [p.done for p in resumed] == [3, 4]
     a, ma = load_checkpoint(full)
     b, mb = load_checkpoint(part)
     assert mb["step"] == 4 and len(mb["history"]) == 4
@@ -103,27 +110,30 @@ def test_resume_continues_exactly(tmp_path):
         assert torch.equal(a[k], b[k]), k  # bit for bit on CPU, optimiser state included
 
 
-def test_cancel_keeps_last_checkpoint(tmp_path):
+def test_cancel_writes_a_resumable_checkpoint(tmp_path):
     tiles, _ = data()
+    ssm = tiny_ssm(tiles)
     out = tmp_path / "m.safetensors"
-    calls = {"n": 0}
-
-    def cancel():
-        calls["n"] += 1
-        return calls["n"] > 3  # stop before the 4th step
-
     s = settings(steps=10, checkpoint_every=2)
-    with pytest.raises(TrainingCancelled):
-        run_training(cfg(), s, tiles, tiny_ssm(tiles), out=out, meta=meta(), cancel=cancel)
+    job = train(cfg(), s, tiles, ssm, out=out, meta=meta())
+    for _ in range(3):
+        next(job)
+    job.close()  # cancel after the 3rd step
     _, m = load_checkpoint(out)
-    assert m["step"] == 2
+    assert m["step"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.safetensors"]
+    # resuming the cancelled run ends where the uninterrupted one does, bit for bit
+    full = tmp_path / "full" / "m.safetensors"
+    train_to_end(cfg(), settings(steps=5), tiles, ssm, out=full, meta=meta())
+    train_to_end(cfg(), settings(steps=5), tiles, ssm, out=out, meta=meta(), resume=out)
+    a, b = load_checkpoint(full)[0], load_checkpoint(out)[0]
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_refused_model_files(tmp_path):
     tiles, _ = data()
     out = tmp_path / "m.safetensors"
-    run_training(cfg(), settings(steps=1), tiles, tiny_ssm(tiles), out=out, meta=meta())
+    train_to_end(cfg(), settings(steps=1), tiles, tiny_ssm(tiles), out=out, meta=meta())
     with pytest.raises(ModelFileError, match="m.safetensors"):
         load_trained_encoder(out, "gan-ms")  # another method
     bad = tmp_path / "x.safetensors"
@@ -148,28 +158,30 @@ def test_refused_model_files(tmp_path):
         enc.encode(np.zeros((1, 3, SIZE, SIZE), np.float32))
     # resuming with other model settings is refused
     with pytest.raises(ModelFileError, match="model settings"):
-        list(train(UAHMConfig(bits=16, image_size=SIZE, width=0.125, hidden=32), settings(),
-                   tiles, tiny_ssm(tiles), resume=out))  # fmt: skip
+        drive(train(UAHMConfig(bits=16, image_size=SIZE, width=0.125, hidden=32), settings(),
+                    tiles, tiny_ssm(tiles), resume=out))  # fmt: skip
 
 
 def test_hashing_needs_ssm_and_right_tiles():
     tiles, _ = data()
     with pytest.raises(ValueError, match="similarity"):
-        list(train(cfg(), settings(), tiles, None))
+        drive(train(cfg(), settings(), tiles, None))
     with pytest.raises(ValueError, match="tiles"):
-        list(train(cfg(), settings(), tiles[:, :3], tiny_ssm(tiles)))
+        drive(train(cfg(), settings(), tiles[:, :3], tiny_ssm(tiles)))
 
 
 def test_generated_geotiffs_have_band_names(tmp_path):
     import rasterio
 
+    from rsgui.services.generation import write_unconditional
+
     tiles, _ = data()
     out = tmp_path / "m.safetensors"
-    run_training(cfg(), settings(steps=1), tiles, tiny_ssm(tiles), out=out, meta=meta())
+    train_to_end(cfg(), settings(steps=1), tiles, tiny_ssm(tiles), out=out, meta=meta())
     c, g, _, m = load_networks(out)
     gen = generate_tiles(g, 2, c.bits, seed=1)
     assert gen.shape == (2, 10, SIZE, SIZE) and gen.min() >= 0 and gen.max() <= 1
-    paths = write_generated_geotiffs(gen, tmp_path / "gen", m["band_names"], m["normalisation"])
+    paths = write_unconditional(out, 2, tmp_path / "gen", seed=1)
     with rasterio.open(paths[0]) as src:
         assert src.descriptions == tuple(BANDS10) and src.count == 10 and src.dtypes[0] == "uint16"
 
@@ -198,8 +210,8 @@ def light_presets(monkeypatch):
 
 def test_cli_train_then_index(tmp_path, demo_archive, light_presets, capsys):
     from rsgui.archive import Archive
-    from rsgui.cli.train_uahm import run
-    from rsgui.indexing import build_index
+    from rsgui.cli.train_cmd import run
+    from rsgui.services.indexing import build_index
 
     out = tmp_path / "u.safetensors"
     assert run(cli_args(demo_archive, out, n_generated=2)) == 0
@@ -217,17 +229,26 @@ def test_cli_train_then_index(tmp_path, demo_archive, light_presets, capsys):
 @pytest.mark.parametrize(
     "method, bands, message",
     [
-        ("gan-rgb", "ms10", "rgb bands"),
+        ("gan-rgb", "ms10", "band sets rgb"),
         ("gan-ms", "rgb", "multispectral"),
-        ("uahm", "rgb", "multi"),
+        ("dhnn-ms", "rgb", "multi"),
     ],
 )
 def test_cli_refuses_band_contradictions(tmp_path, demo_archive, method, bands, message):
-    from rsgui.cli.train_uahm import run
+    from rsgui.cli import CliError
+    from rsgui.cli.train_cmd import run
 
-    # rsgui-cli prints a ValueError as one line and exits 2
-    with pytest.raises(ValueError, match=message):
+    # rsgui-cli prints a CliError as one line and exits 2
+    with pytest.raises(CliError, match=message):
         run(cli_args(demo_archive, tmp_path / "m", method=method, bands=bands))
+
+
+def test_uahm_trains_on_rgb_too(tmp_path, demo_archive, light_presets):
+    from rsgui.cli.train_cmd import run
+
+    out = tmp_path / "rgb.safetensors"
+    assert run(cli_args(demo_archive, out, bands="rgb", steps=1)) == 0
+    assert load_checkpoint(out)[1]["band_names"] == ["B04", "B03", "B02"]
 
 
 def test_partners_are_similar_tiles():
@@ -280,7 +301,7 @@ def test_encoder_follows_protocol(tmp_path):
 
     tiles, _ = data()
     out = tmp_path / "m.safetensors"
-    run_training(cfg(), settings(steps=1), tiles, tiny_ssm(tiles), out=out, meta=meta())
+    train_to_end(cfg(), settings(steps=1), tiles, tiny_ssm(tiles), out=out, meta=meta())
     enc = load_trained_encoder(out)
     assert isinstance(enc, Encoder) and enc.method == "uahm" and enc.bits == BITS
     assert enc.band_names == tuple(BANDS10) and enc.normalisation.divisor == 4095.0

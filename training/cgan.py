@@ -12,18 +12,18 @@ losses use the numerically safe ``*_with_logits`` forms, which are the same func
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-METHODS = ("cdcgan", "acgan")
+from training.common import ConfigMixin
 
 
 @dataclass
-class CGANConfig:
-    method: str = "cdcgan"  # cdcgan | acgan
+class CGANConfig(ConfigMixin):
+    kind: str = "cdcgan"  # cdcgan (class as input channels) | acgan (auxiliary classifier)
     n_classes: int = 10
     channels: int = 3  # 3 (rgb) or 10 (ms10)
     image_size: int = 64  # power of two >= 8; 64 in the method
@@ -32,10 +32,8 @@ class CGANConfig:
     leak: float = 0.2
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(
-                f"unknown conditional GAN {self.method!r}; choose {', '.join(METHODS)}"
-            )
+        if self.kind not in ("cdcgan", "acgan"):
+            raise ValueError(f"unknown conditional GAN kind {self.kind!r}; cdcgan or acgan")
         n = math.log2(self.image_size)
         if n != int(n) or self.image_size < 8:
             raise ValueError(f"image size must be a power of two >= 8, not {self.image_size}")
@@ -44,13 +42,17 @@ class CGANConfig:
     def n_up(self) -> int:
         return int(math.log2(self.image_size)) - 2  # 4 -> image_size
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    @property
+    def auxiliary_classifier(self) -> bool:
+        """ACGAN: the discriminator also classifies; cDCGAN: it sees the class as input."""
+        return self.kind == "acgan"
 
     @classmethod
-    def from_dict(cls, d: dict) -> CGANConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+    def from_dict(cls, d):
+        d = dict(d)
+        if "kind" not in d and "method" in d:  # checkpoints written before the field's rename
+            d["kind"] = d["method"]
+        return super().from_dict(d)
 
 
 def _ch(base: int, width: float) -> int:
@@ -98,7 +100,7 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: CGANConfig):
         super().__init__()
         self.cfg = cfg
-        extra = cfg.n_classes if cfg.method == "cdcgan" else 0  # one-hot as constant channels
+        extra = 0 if cfg.auxiliary_classifier else cfg.n_classes  # one-hot as constant channels
         layers: list[nn.Module] = []
         cin, side = cfg.channels + extra, cfg.image_size
         for base, stride in zip((16, 32, 64, 128, 256), (2, 1, 2, 1, 2), strict=True):
@@ -107,18 +109,18 @@ class Discriminator(nn.Module):
             cin, side = cout, side // stride
         self.convs = nn.Sequential(*layers)  # (B, 256, S/8, S/8)
         self.fc = nn.Sequential(nn.Linear(cin * side * side, 1024), nn.LeakyReLU(cfg.leak))
-        self.out = nn.Linear(1024, 1 + (cfg.n_classes if cfg.method == "acgan" else 0))
+        self.out = nn.Linear(1024, 1 + (cfg.n_classes if cfg.auxiliary_classifier else 0))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None):
         """Returns (real/fake logit (B,), class logits (B, K) or None)."""
-        if self.cfg.method == "cdcgan":
+        if not self.cfg.auxiliary_classifier:
             if labels is None:
                 raise ValueError("the conditional DCGAN discriminator needs the labels")
             y = one_hot(labels, self.cfg.n_classes).to(x)[:, :, None, None]
             x = torch.cat([x, y.expand(-1, -1, x.shape[2], x.shape[3])], dim=1)  # (B, C+K, S, S)
         h = self.fc(self.convs(x).flatten(1))  # (B, 1024)
         o = self.out(h)  # (B, 1 [+K])
-        return o[:, 0], (o[:, 1:] if self.cfg.method == "acgan" else None)
+        return o[:, 0], (o[:, 1:] if self.cfg.auxiliary_classifier else None)
 
 
 def init_weights(m: nn.Module) -> None:

@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from rsgui.atomic import atomic_path, atomic_write_text
-from rsgui.encoders import ModelFileError
+from rsgui.errors import ModelFileError
 
 FORMAT = "rsgui-checkpoint"
 FORMAT_VERSION = 1

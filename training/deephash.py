@@ -13,15 +13,17 @@ Losses (all minimised; batch means instead of the method's sums, the scale goes 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from training.common import ConfigMixin
+
 
 @dataclass
-class DeepHashConfig:
+class DeepHashConfig(ConfigMixin):
     bits: int = 32
     bands: str = "rgb"  # rgb: Inception features -> dense layers; ms10: small CNN -> dense layers
     in_features: int = 2048  # Inception v3 pool features
@@ -30,14 +32,6 @@ class DeepHashConfig:
     channels: int = 10  # ms10 CNN input bands
     cnn_width: int = 32
     dropout: float = 0.5  # few labelled tiles: the dense layers overfit quickly
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DeepHashConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 class HashHead(nn.Module):

@@ -1,13 +1,11 @@
-"""Device choice and seeding shared by the training loops.
+"""Device choice shared by the training loops and the services that start them.
 
-A seeded run repeats exactly on the same device (CPU; on CUDA up to non-deterministic kernels).
+Each trainer seeds its own random sources from its settings, so a seeded run repeats exactly on
+the same device (CPU; on CUDA up to non-deterministic kernels).
 """
 
 from __future__ import annotations
 
-import random
-
-import numpy as np
 import torch
 
 
@@ -31,11 +29,3 @@ def pick_device(name: str | torch.device | None = "auto") -> torch.device:
             )
         return dev
     raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return a CPU generator for the loop's own sampling."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)

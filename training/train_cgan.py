@@ -1,22 +1,23 @@
-"""Training loop of the conditional GANs: a plain generator that yields progress dicts.
+"""Training loop of the conditional GANs: arrays in, a checkpoint out.
 
-The same loop runs from the command line, the experiment scripts and the application's worker
-thread: it checks ``cancel()`` between steps, checkpoints atomically (weights, optimiser state and
-random state, so a resumed run continues where it stopped) and never prints.
+A plain generator (the common trainer contract, :mod:`training.common`): it yields one
+:class:`rsgui.progress.Progress` per step and returns the checkpoint path; checkpoints hold
+weights, optimiser state and random state, so a resumed run continues where it stopped. Closing
+the generator (cancel) writes that checkpoint first.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rsgui.errors import ModelFileError
+from rsgui.progress import Job
 from training.cgan import (
     CGANConfig,
     Discriminator,
@@ -27,10 +28,19 @@ from training.cgan import (
     sample_noise,
 )
 from training.checkpoint import load_checkpoint, save_checkpoint
+from training.common import (
+    ConfigMixin,
+    StepRate,
+    add_prefix,
+    augment,
+    load_optimizer_tensors,
+    optimizer_tensors,
+    strip_prefix,
+)
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ConfigMixin):
     steps: int = 100_000
     batch_size: int = 64
     lr: float = 2e-4
@@ -45,11 +55,6 @@ class TrainConfig:
     checkpoint_every: int = 1000
     history_every: int = 0  # 0: about 400 points over the run
     seed: int = 0
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 # Presets: the method's settings, and a small network that learns something in minutes on a CPU.
@@ -73,27 +78,6 @@ class GANData:
     normalisation: dict
 
 
-def load_gan_data(archive_root, bands: str = "rgb", indices=None, progress=None) -> GANData:
-    """Read the labelled tiles of an archive (all, or ``indices``) in a band set."""
-    from rsgui.archive import Archive
-
-    arc = Archive.open(archive_root, progress=progress)
-    if not arc.classes:
-        raise ValueError(
-            f"{archive_root}: the archive has no class folders; a conditional GAN needs labels"
-        )
-    idx = np.arange(len(arc)) if indices is None else np.asarray(indices)
-    idx = idx[arc.labels[idx] >= 0]
-    batch = arc.read(idx.tolist(), bands=bands)
-    return GANData(
-        pixels=np.ascontiguousarray(batch.pixels, dtype=np.float32),
-        labels=arc.labels[idx].astype(np.int64),
-        classes=tuple(arc.classes),
-        band_names=tuple(batch.band_names),
-        normalisation=arc.normalisation.to_dict(),
-    )
-
-
 def band_scale(pixels: np.ndarray, q: float = 99.5, max_values: int = 1_000_000) -> list[float]:
     """Per-band ``q``-th percentile of the pixel values (at least 0.02), the GAN's stretch."""
     out = []
@@ -106,39 +90,6 @@ def band_scale(pixels: np.ndarray, q: float = 99.5, max_values: int = 1_000_000)
     return out
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random element of the dihedral group per tile (flips and transpose keep land cover)."""
-    b = x.shape[0]
-    m = torch.rand(3, b, generator=gen).to(x.device) < 0.5
-    x = torch.where(m[0, :, None, None, None], x.flip(-1), x)
-    x = torch.where(m[1, :, None, None, None], x.flip(-2), x)
-    return torch.where(m[2, :, None, None, None], x.transpose(-1, -2), x)
-
-
-def _opt_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
-    out = {}
-    for pid, st in opt.state_dict()["state"].items():
-        for k, v in st.items():
-            out[f"{prefix}.{pid}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-    return out
-
-
-def _load_opt(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str) -> None:
-    sd = opt.state_dict()
-    state: dict[int, dict] = {}
-    for key, v in tensors.items():
-        if key.startswith(prefix + "."):
-            _, pid, k = key.split(".", 2)
-            state.setdefault(int(pid), {})[k] = v
-    sd["state"] = state
-    opt.load_state_dict(sd)
-
-
-def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    n = len(prefix) + 1
-    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-
-
 def build_models(cfg: CGANConfig) -> tuple[Generator, Discriminator]:
     g, d = Generator(cfg), Discriminator(cfg)
     g.apply(init_weights)
@@ -146,15 +97,14 @@ def build_models(cfg: CGANConfig) -> tuple[Generator, Discriminator]:
     return g, d
 
 
-def load_generator(path, device="cpu") -> tuple[Generator, dict]:
-    """The generator of a cDCGAN/ACGAN checkpoint (eval mode) and its sidecar."""
-    tensors, meta = load_checkpoint(path)
-    if meta.get("method") not in ("cdcgan", "acgan"):
-        from rsgui.encoders import ModelFileError
-
-        raise ModelFileError(f"{path}: a {meta.get('method')!r} model, not a conditional GAN")
-    g = Generator(CGANConfig.from_dict(meta["config"]))
-    g.load_state_dict(_prefixed(tensors, "G"))
+def load_generator(path, device="cpu", method: str | None = None) -> tuple[Generator, dict]:
+    """The generator of a conditional GAN checkpoint (eval mode) and its sidecar."""
+    tensors, meta = load_checkpoint(path, expected_method=method)
+    try:
+        g = Generator(CGANConfig.from_dict(meta["config"]))
+        g.load_state_dict(strip_prefix(tensors, "G"))
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ModelFileError(f"{path}: not a conditional GAN checkpoint ({e})") from None
     return g.to(device).eval(), meta
 
 
@@ -165,13 +115,12 @@ def train_cgan(
     train_cfg: TrainConfig | None = None,
     device: str | torch.device = "cpu",
     resume: str | Path | None = None,
-    cancel: Callable[[], bool] | None = None,
-) -> Iterator[dict]:
-    """Train, yielding ``{step, total, losses, images_per_s, eta_s}`` after every step.
+) -> Job[Path]:
+    """Train, yielding one Progress per step (``values``: the losses); return the checkpoint path.
 
-    Returns (as the generator's value) the checkpoint path. With ``resume`` the models, optimiser
-    states, random state, step and history come from that checkpoint; the model configuration is
-    the checkpoint's, ``train_cfg.steps`` may extend the run.
+    With ``resume`` the models, optimiser states, random state, step and history come from that
+    checkpoint; the model configuration is the checkpoint's, ``train_cfg.steps`` may extend the
+    run. The checkpoint's ``method`` is the config's ``kind``.
     """
     device = torch.device(device)
     train_cfg = train_cfg or TrainConfig()
@@ -180,10 +129,11 @@ def train_cgan(
     scale: list[float] | None = None
     tensors: dict[str, torch.Tensor] = {}
     if resume is not None:
-        tensors, meta = load_checkpoint(resume)
-        if meta.get("method") not in ("cdcgan", "acgan"):
-            raise ValueError(f"{resume}: not a conditional GAN checkpoint")
-        model_cfg = CGANConfig.from_dict(meta["config"])
+        tensors, meta = load_checkpoint(resume, expected_method=(model_cfg or CGANConfig()).kind)
+        try:
+            model_cfg = CGANConfig.from_dict(meta["config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"{resume}: not a conditional GAN checkpoint ({e})") from None
         if tuple(meta["band_names"]) != tuple(data.band_names):
             raise ValueError(
                 f"{resume}: trained on bands {meta['band_names']}, not {data.band_names}"
@@ -205,10 +155,13 @@ def train_cgan(
     opt_g = torch.optim.Adam(G.parameters(), lr=train_cfg.lr, betas=betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=train_cfg.lr, betas=betas)
     if tensors:
-        G.load_state_dict(_prefixed(tensors, "G"))
-        D.load_state_dict(_prefixed(tensors, "D"))
-        _load_opt(opt_g, tensors, "optG")
-        _load_opt(opt_d, tensors, "optD")
+        try:
+            G.load_state_dict(strip_prefix(tensors, "G"))
+            D.load_state_dict(strip_prefix(tensors, "D"))
+        except RuntimeError as e:
+            raise ModelFileError(f"{resume}: weights do not fit the model ({e})") from None
+        load_optimizer_tensors(opt_g, tensors, "optG")
+        load_optimizer_tensors(opt_d, tensors, "optD")
         if "rng" in tensors:
             gen_rng.set_state(tensors["rng"])
 
@@ -227,18 +180,17 @@ def train_cgan(
     every = train_cfg.history_every or max(1, total // 400)
 
     def checkpoint() -> Path:
-        ts = {f"G.{k_}": v for k_, v in G.state_dict().items()}
-        ts |= {f"D.{k_}": v for k_, v in D.state_dict().items()}
-        ts |= _opt_tensors(opt_g, "optG") | _opt_tensors(opt_d, "optD")
+        ts = add_prefix(G.state_dict(), "G") | add_prefix(D.state_dict(), "D")
+        ts |= optimizer_tensors(opt_g, "optG") | optimizer_tensors(opt_d, "optD")
         ts["rng"] = gen_rng.get_state()
         meta = {
-            "method": model_cfg.method,
+            "method": model_cfg.kind,
             "band_names": list(data.band_names),
             "bits": 0,
             "normalisation": data.normalisation,
             "classes": list(data.classes),
             "config": model_cfg.to_dict(),
-            "train": asdict(train_cfg),
+            "train": train_cfg.to_dict(),
             "step": step,
             "total_steps": total,
             "n_train_tiles": n,
@@ -249,60 +201,46 @@ def train_cgan(
 
     acc: dict[str, float] = {}
     n_acc = 0
-    t_last, step_last = time.perf_counter(), step
-    rate = 0.0
-    while step < total:
-        if cancel is not None and cancel():
-            break
-        idx = torch.randint(0, n, (train_cfg.batch_size,), generator=gen_rng)
-        real, labels = x_all[idx], y_all[idx]
-        if train_cfg.augment:
-            real = _augment(real, gen_rng)
-        real, labels = real.to(device), labels.to(device)
-        z = sample_noise(len(idx), model_cfg.z_dim, gen_rng, device)
-        fake_labels = torch.randint(0, k, (len(idx),), generator=gen_rng).to(device)
-        fake = G(z, fake_labels)  # (B, C, S, S)
+    rate = StepRate(step, total, train_cfg.batch_size)
+    try:
+        while step < total:
+            idx = torch.randint(0, n, (train_cfg.batch_size,), generator=gen_rng)
+            real, labels = x_all[idx], y_all[idx]
+            if train_cfg.augment:
+                real = augment(real, gen_rng)
+            real, labels = real.to(device), labels.to(device)
+            z = sample_noise(len(idx), model_cfg.z_dim, gen_rng, device)
+            fake_labels = torch.randint(0, k, (len(idx),), generator=gen_rng).to(device)
+            fake = G(z, fake_labels)  # (B, C, S, S)
 
-        loss_d, logs_d = d_loss(
-            D, real, fake, labels, fake_labels, train_cfg.real_target, train_cfg.fake_target
-        )
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+            loss_d, logs_d = d_loss(
+                D, real, fake, labels, fake_labels, train_cfg.real_target, train_cfg.fake_target
+            )
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
 
-        loss_g, logs_g = g_loss(D, fake, fake_labels)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        step += 1
+            loss_g, logs_g = g_loss(D, fake, fake_labels)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            step += 1
 
-        losses = logs_d | logs_g
-        for key, v in losses.items():
-            acc[key] = acc.get(key, 0.0) + v
-        n_acc += 1
-        if step % every == 0 or step == total:
-            history.append({"step": step, **{key: v / n_acc for key, v in acc.items()}})
-            acc, n_acc = {}, 0
-        now = time.perf_counter()
-        if now - t_last > 0.5 or step == total:
-            rate = (step - step_last) * train_cfg.batch_size / (now - t_last)
-            t_last, step_last = now, step
-        eta = (total - step) * train_cfg.batch_size / rate if rate > 0 else math.nan
-        if train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0 and step < total:
-            checkpoint()
-        yield {"step": step, "total": total, "losses": losses, "images_per_s": rate, "eta_s": eta}
-        if any(not math.isfinite(v) for v in losses.values()):
-            checkpoint()
-            raise FloatingPointError(f"training diverged at step {step}: {losses}")
+            losses = logs_d | logs_g
+            for key, v in losses.items():
+                acc[key] = acc.get(key, 0.0) + v
+            n_acc += 1
+            if step % every == 0 or step == total:
+                history.append({"step": step, **{key: v / n_acc for key, v in acc.items()}})
+                acc, n_acc = {}, 0
+            every_ck = train_cfg.checkpoint_every
+            if every_ck and step % every_ck == 0 and step < total:
+                checkpoint()
+            yield rate.progress(step, losses)
+            if any(not math.isfinite(v) for v in losses.values()):
+                checkpoint()
+                raise FloatingPointError(f"training diverged at step {step}: {losses}")
+    except GeneratorExit:  # cancelled: a checkpoint of the steps done, resumable
+        checkpoint()
+        raise
     return checkpoint()
-
-
-def run_training(it: Iterator[dict], on_progress: Callable[[dict], None] | None = None):
-    """Drive a training generator to its end; returns its return value."""
-    while True:
-        try:
-            p = next(it)
-        except StopIteration as stop:
-            return stop.value
-        if on_progress is not None:
-            on_progress(p)

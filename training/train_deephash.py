@@ -1,27 +1,35 @@
 """Train supervised deep hashing on real tiles, optionally enlarged by conditional-GAN tiles.
 
-Inputs are computed once: Inception v3 features of the true-colour tiles (``rgb``, the method;
-cached in ``CKPT.features.npz`` beside the checkpoint) or the ten-band pixels (``ms10``). Each
-step draws the method's batch: 64 tiles of one class (32 anchors, 32 positives) and 32 of another
-(negatives). The loop yields progress dicts, checks ``cancel()`` between steps and checkpoints
-atomically like every other trainer.
+Inputs (:class:`DeepHashData`) are prepared by the caller: Inception v3 features of the
+true-colour tiles (``rgb``, the method; :func:`inception_features`) or the ten-band pixels
+(``ms10``). Each step draws the method's batch: 64 tiles of one class (32 anchors, 32 positives)
+and 32 of another (negatives). The loop follows the common trainer contract
+(:mod:`training.common`): it yields Progress, returns the checkpoint path, and a closed generator
+writes a resumable checkpoint first.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from rsgui.bands import BAND_SETS, band_indices
+from rsgui.bands import band_indices
+from rsgui.errors import ModelFileError
+from rsgui.progress import Job, drive
 from training.checkpoint import load_checkpoint, save_checkpoint
+from training.common import (
+    ConfigMixin,
+    StepRate,
+    add_prefix,
+    augment,
+    load_optimizer_tensors,
+    optimizer_tensors,
+    strip_prefix,
+)
 from training.deephash import (
     DeepHashConfig,
     DeepHashNet,
@@ -30,6 +38,8 @@ from training.deephash import (
     triplet_loss,
     triplet_loss_all,
 )
+from training.generate import generate, load
+from training.inception import extract_features_job, load_inception
 
 # How true-colour tiles become Inception features. ``rgb_gain`` brightens the dark 12-bit
 # reflectances roughly as the EuroSAT RGB images are rendered (the network was trained on photos).
@@ -37,7 +47,7 @@ DEFAULT_FEATURES: dict = {"extractor": "inception-v3", "input_size": 139, "rgb_g
 
 
 @dataclass
-class DeepHashTrainConfig:
+class DeepHashTrainConfig(ConfigMixin):
     steps: int = 3000
     batch_pos: int = 64  # tiles of the anchor class: half anchors, half positives
     batch_neg: int = 32  # tiles of another class: negatives
@@ -57,11 +67,6 @@ class DeepHashTrainConfig:
     seed: int = 0
     features: dict = field(default_factory=lambda: dict(DEFAULT_FEATURES))
     model: dict = field(default_factory=dict)  # DeepHashConfig overrides (e.g. cnn_width)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DeepHashTrainConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 PRESETS: dict[str, dict] = {
@@ -96,19 +101,21 @@ class DeepHashData:
 _INCEPTION: dict = {}
 
 
-def inception_features(
-    rgb01: np.ndarray, settings: dict, device="cpu", progress=None
-) -> np.ndarray:
+def inception_features(rgb01: np.ndarray, settings: dict, device="cpu") -> np.ndarray:
     """(N, 3, H, W) true-colour tiles in [0, 1] -> (N, 2048) float32 Inception v3 features."""
-    from training.inception import extract_features, load_inception
+    return drive(inception_features_job(rgb01, settings, device))
 
+
+def inception_features_job(rgb01: np.ndarray, settings: dict, device="cpu") -> Job[np.ndarray]:
+    """:func:`inception_features` as a job (one Progress per batch, stage ``features``)."""
     key = (settings.get("weights"), int(settings["input_size"]), str(device))
     if key not in _INCEPTION:
         _INCEPTION.clear()
         _INCEPTION[key] = load_inception(settings.get("weights"), device, key[1])
     x = np.clip(np.asarray(rgb01, np.float32) * float(settings.get("rgb_gain", 1.0)), 0, 1)
-    with torch.inference_mode():
-        f = extract_features(_INCEPTION[key], x, batch_size=32, device=device, progress=progress)
+    # no grad mode around the yields: it would leak into the consumer; the network's own
+    # forward runs without gradients
+    f = yield from extract_features_job(_INCEPTION[key], x, batch_size=32, device=device)
     return f.numpy().astype(np.float32)
 
 
@@ -116,8 +123,6 @@ def generated_tiles(
     gan_ckpt, classes: tuple[str, ...], n_total: int, band_names: tuple[str, ...], seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n_total`` tiles spread evenly over ``classes``, in ``band_names`` order, with labels."""
-    from training.generate import generate, load
-
     gen = load(gan_ckpt)
     unknown = [c for c in gen.classes if c not in classes]
     if unknown:
@@ -137,90 +142,6 @@ def generated_tiles(
     return np.concatenate(tiles), np.concatenate(labels)
 
 
-def prepare_data(
-    archive,
-    bands: str = "rgb",
-    out=None,
-    augment=None,
-    n_generated: int = 0,
-    seed: int = 0,
-    device="cpu",
-    progress=None,
-    indices=None,
-    features: dict | None = None,
-) -> DeepHashData:
-    """Real tiles of ``archive`` (a folder or an opened Archive; ``indices`` to restrict it) plus
-    ``n_generated`` tiles of the GAN ``augment``, as network inputs. rgb features are cached in
-    ``OUT.features.npz`` and reused when the tiles and settings are the same."""
-    from rsgui.archive import Archive
-
-    arc = archive if isinstance(archive, Archive) else Archive.open(archive)
-    if not arc.classes:
-        raise ValueError(f"{arc.root}: supervised hashing needs a labelled archive (class folders)")
-    idx = np.arange(len(arc)) if indices is None else np.asarray(indices, dtype=np.int64)
-    idx = idx[arc.labels[idx] >= 0]
-    band_names = tuple(BAND_SETS["rgb" if bands == "rgb" else "ms10"])
-    batch = arc.read(idx.tolist(), bands=list(band_names))
-    real = np.asarray(batch.pixels, np.float32)
-    labels = arc.labels[idx].astype(np.int64)
-    gen_x = np.zeros((0, *real.shape[1:]), np.float32)
-    gen_y = np.zeros(0, np.int64)
-    if augment and n_generated:
-        gen_x, gen_y = generated_tiles(augment, tuple(arc.classes), n_generated, band_names, seed)
-        if gen_x.shape[-2:] != real.shape[-2:]:
-            gen_x = torch.nn.functional.interpolate(
-                torch.from_numpy(gen_x), size=real.shape[-2:], mode="area"
-            ).numpy()
-    settings = None
-    if bands == "rgb":
-        settings = dict(features or DEFAULT_FEATURES)
-        real_f = _cached_features(
-            real, [arc.records[i].path for i in idx], settings, out, device, progress
-        )
-        if len(gen_x):
-            inputs = np.concatenate([real_f, inception_features(gen_x, settings, device)])
-        else:
-            inputs = real_f
-    else:
-        inputs = np.concatenate([real, gen_x])
-    return DeepHashData(
-        inputs=inputs,
-        labels=np.concatenate([labels, gen_y]),
-        generated=np.concatenate([np.zeros(len(labels), bool), np.ones(len(gen_y), bool)]),
-        classes=tuple(arc.classes),
-        band_names=band_names,
-        normalisation=arc.normalisation.to_dict(),
-        bands=bands,
-        features=settings,
-        augment_source=Path(augment).name if augment and n_generated else None,
-    )
-
-
-def _cached_features(rgb, paths, settings, out, device, progress) -> np.ndarray:
-    key = hashlib.sha256(json.dumps([settings, paths], sort_keys=True).encode()).hexdigest()
-    cache = None if out is None else Path(out).with_suffix(".features.npz")
-    if cache is not None and cache.is_file():
-        try:
-            with np.load(cache, allow_pickle=False) as z:
-                if str(z["key"]) == key:
-                    return z["features"]
-        except (OSError, ValueError, KeyError):
-            pass
-    feats = inception_features(rgb, settings, device, progress)
-    if cache is not None:
-        from rsgui.atomic import atomic_path
-
-        with atomic_path(cache) as tmp:
-            np.savez(tmp, features=feats, key=np.array(key), paths=np.array(paths, dtype=str))
-    return feats
-
-
-def _opt_tensors(opt, prefix):
-    from training.train_cgan import _opt_tensors as f
-
-    return f(opt, prefix)
-
-
 def train_deephash(
     data: DeepHashData,
     out: str | Path,
@@ -228,11 +149,8 @@ def train_deephash(
     cfg: DeepHashTrainConfig | None = None,
     device: str | torch.device = "cpu",
     resume: str | Path | None = None,
-    cancel: Callable[[], bool] | None = None,
-) -> Iterator[dict]:
-    """Yields ``{step, total, losses, images_per_s, eta_s}``; returns the checkpoint path."""
-    from training.train_cgan import _augment, _load_opt, _prefixed
-
+) -> Job[Path]:
+    """Yields one Progress per step (``values``: the losses); returns the checkpoint path."""
     device = torch.device(device)
     cfg = cfg or DeepHashTrainConfig()
     model_cfg = DeepHashConfig(bits=bits, bands=data.bands, **cfg.model)
@@ -243,7 +161,10 @@ def train_deephash(
     step, history, tensors = 0, [], {}
     if resume is not None:
         tensors, meta = load_checkpoint(resume, "deephash")
-        model_cfg = DeepHashConfig.from_dict(meta["config"])
+        try:
+            model_cfg = DeepHashConfig.from_dict(meta["config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"{resume}: not a deep-hashing checkpoint ({e})") from None
         if model_cfg.bits != bits or model_cfg.bands != data.bands:
             raise ValueError(
                 f"{resume}: a {model_cfg.bits}-bit {model_cfg.bands} model, not {bits}-bit {data.bands}"
@@ -255,8 +176,11 @@ def train_deephash(
     net = DeepHashNet(model_cfg).to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     if tensors:
-        net.load_state_dict(_prefixed(tensors, "net"))
-        _load_opt(opt, tensors, "opt")
+        try:
+            net.load_state_dict(strip_prefix(tensors, "net"))
+        except RuntimeError as e:
+            raise ModelFileError(f"{resume}: weights do not fit the model ({e})") from None
+        load_optimizer_tensors(opt, tensors, "opt")
         if "rng" in tensors:
             rng.set_state(tensors["rng"])
 
@@ -274,8 +198,7 @@ def train_deephash(
     half = cfg.batch_pos // 2
 
     def checkpoint() -> Path:
-        ts = {f"net.{k}": v for k, v in net.state_dict().items()}
-        ts |= _opt_tensors(opt, "opt")
+        ts = add_prefix(net.state_dict(), "net") | optimizer_tensors(opt, "opt")
         ts["rng"] = rng.get_state()
         meta = {
             "method": "deephash",
@@ -285,7 +208,7 @@ def train_deephash(
             "classes": list(data.classes),
             "config": model_cfg.to_dict(),
             "features": data.features,
-            "train": asdict(cfg),
+            "train": cfg.to_dict(),
             "step": step,
             "total_steps": total,
             "n_real": data.n_real,
@@ -301,52 +224,48 @@ def train_deephash(
 
     acc: dict[str, float] = {}
     n_acc = 0
-    t_last, step_last, rate = time.perf_counter(), step, 0.0
-    bsz = cfg.batch_pos + cfg.batch_neg
-    while step < total:
-        if cancel is not None and cancel():
-            break
-        ca = usable[int(torch.randint(0, len(usable), (1,), generator=rng))]
-        others = [c for c in usable if c != ca]
-        cb = others[int(torch.randint(0, len(others), (1,), generator=rng))]
-        xb = x_all[torch.cat([draw(ca, cfg.batch_pos), draw(cb, cfg.batch_neg)])]
-        if data.bands == "ms10" and cfg.augment:
-            xb = _augment(xb, rng)
-        f = net(xb.to(device))  # (96, bits)
-        fa, fn = f[: cfg.batch_pos], f[cfg.batch_pos :]
-        if cfg.triplets == "all":
-            l_tri = triplet_loss_all(fa, fn, margin)
-        else:
-            m = min(half, len(fn))
-            l_tri = triplet_loss(fa[:m], fa[half : half + m], fn[:m], margin)
-        l_bin, l_bal = binary_loss(f), balance_loss(f)
-        loss = l_tri + cfg.beta * l_bin + cfg.gamma * l_bal
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        losses = {
-            "loss": loss.item(),
-            "triplet": l_tri.item(),
-            "binary": l_bin.item(),
-            "balance": l_bal.item(),
-        }
-        for k, v in losses.items():
-            acc[k] = acc.get(k, 0.0) + v
-        n_acc += 1
-        if step % every == 0 or step == total:
-            history.append({"step": step, **{k: v / n_acc for k, v in acc.items()}})
-            acc, n_acc = {}, 0
-        now = time.perf_counter()
-        if now - t_last > 0.5 or step == total:
-            rate = (step - step_last) * bsz / (now - t_last)
-            t_last, step_last = now, step
-        eta = (total - step) * bsz / rate if rate > 0 else math.nan
-        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
-            checkpoint()
-        yield {"step": step, "total": total, "losses": losses, "images_per_s": rate, "eta_s": eta}
-        if not math.isfinite(losses["loss"]):
-            raise FloatingPointError(f"training diverged at step {step}: {losses}")
+    rate = StepRate(step, total, cfg.batch_pos + cfg.batch_neg)
+    try:
+        while step < total:
+            ca = usable[int(torch.randint(0, len(usable), (1,), generator=rng))]
+            others = [c for c in usable if c != ca]
+            cb = others[int(torch.randint(0, len(others), (1,), generator=rng))]
+            xb = x_all[torch.cat([draw(ca, cfg.batch_pos), draw(cb, cfg.batch_neg)])]
+            if data.bands == "ms10" and cfg.augment:
+                xb = augment(xb, rng)
+            f = net(xb.to(device))  # (96, bits)
+            fa, fn = f[: cfg.batch_pos], f[cfg.batch_pos :]
+            if cfg.triplets == "all":
+                l_tri = triplet_loss_all(fa, fn, margin)
+            else:
+                m = min(half, len(fn))
+                l_tri = triplet_loss(fa[:m], fa[half : half + m], fn[:m], margin)
+            l_bin, l_bal = binary_loss(f), balance_loss(f)
+            loss = l_tri + cfg.beta * l_bin + cfg.gamma * l_bal
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            losses = {
+                "loss": loss.item(),
+                "triplet": l_tri.item(),
+                "binary": l_bin.item(),
+                "balance": l_bal.item(),
+            }
+            for k, v in losses.items():
+                acc[k] = acc.get(k, 0.0) + v
+            n_acc += 1
+            if step % every == 0 or step == total:
+                history.append({"step": step, **{k: v / n_acc for k, v in acc.items()}})
+                acc, n_acc = {}, 0
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
+                checkpoint()
+            yield rate.progress(step, losses)
+            if not math.isfinite(losses["loss"]):
+                raise FloatingPointError(f"training diverged at step {step}: {losses}")
+    except GeneratorExit:  # cancelled: a checkpoint of the steps done, resumable
+        checkpoint()
+        raise
     return checkpoint()
 
 
@@ -364,9 +283,7 @@ def hash_outputs(
 
 
 def load_net(path, device="cpu") -> tuple[DeepHashNet, dict]:
-    from training.train_cgan import _prefixed
-
     tensors, meta = load_checkpoint(path, "deephash")
     net = DeepHashNet(DeepHashConfig.from_dict(meta["config"]))
-    net.load_state_dict(_prefixed(tensors, "net"))
+    net.load_state_dict(strip_prefix(tensors, "net"))
     return net.to(device).eval(), meta

@@ -1,40 +1,51 @@
-"""Training loop for uahm, dhnn-ms, gan-rgb and gan-ms: a plain generator, no Qt.
+"""Training loop for the UAHM family (uahm, dhnn-ms, gan-rgb, gan-ms): a plain generator.
 
-    for p in train(model_cfg, settings, tiles, ssm, out="m.safetensors", meta=...):
-        print(p["step"], p["losses"])                    # progress dicts; last one has "done"
+    path = yield from train(model_cfg, settings, tiles, ssm, out="m.safetensors", meta=...)
 
-Each step: a batch of real tiles (optionally flipped / rotated), the discriminator step on real
-and generated tiles (plus the hash terms on the real ones), then the generator step (the method
-updates both every step). dhnn-ms has no generator and no adversarial term.
+It yields :class:`rsgui.progress.Progress` per step (``values``: the losses, and ``"map"`` after an
+evaluation) and returns the checkpoint path. Each step: a batch of real tiles (optionally
+flipped / rotated), the discriminator step on real and generated tiles (plus the hash terms on the
+real ones), then the generator step. Without the adversarial part (dhnn-ms) there is no generator.
 
 Repeatability: every random draw of step ``t`` (batch, noise, augmentation) comes from a
 generator seeded with ``(seed, t)``, so a run resumed from a checkpoint at step k continues
 exactly as the uninterrupted run would (bit for bit on CPU). Checkpoints hold the weights of both
-networks and the Adam state (moments and step counts) as safetensors tensors, so resuming does
-not restart the optimiser. A cancel leaves the last checkpoint as it was (writes are atomic).
+networks and the Adam state as safetensors tensors. Closing the generator (cancel) writes a
+checkpoint of the steps done and re-raises.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from rsgui.errors import ModelFileError
+from rsgui.progress import Progress
 from training.checkpoint import load_checkpoint, save_checkpoint
+from training.common import (
+    ConfigMixin,
+    StepRate,
+    add_prefix,
+    augment,
+    load_optimizer_tensors,
+    optimizer_tensors,
+    strip_prefix,
+)
 from training.losses import discriminator_loss, generator_loss
+from training.ssm import SSMConfig
 from training.uahm import UAHMConfig, build, sample_noise, to_model_range, to_tile_range
 
-Cancel = Callable[[], bool]
+Evaluate = Callable[[np.ndarray], Mapping[str, float]]
 
 
 @dataclass
-class TrainSettings:
+class TrainSettings(ConfigMixin):
     steps: int = 2000
     batch_size: int = 64
     lr: float = 1e-4
@@ -52,14 +63,6 @@ class TrainSettings:
     eval_k: int = 20  # MAP@k of those evaluations
     log_every: int = 10  # steps between history entries
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainSettings:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
 
 def preset_config(
     method: str,
@@ -69,6 +72,8 @@ def preset_config(
     channels: int = 10,
     image_size: int = 64,
     variant: str = "thesis",
+    adversarial: bool = True,
+    binary: bool = True,
 ):
     """(model config, train settings, SSM config) of a preset and variant.
 
@@ -83,13 +88,11 @@ def preset_config(
     one. Flips / rotations (``augment``) stay available but off. Batch norm running statistics
     ignore generated tiles in both variants (an evaluation fix, see :func:`frozen_bn_stats`).
     """
-    from training.ssm import SSMConfig
-
     if preset not in ("quick", "thesis"):
         raise ValueError(f"unknown preset {preset!r}; choose quick or thesis")
     model = UAHMConfig(
         method=method, bits=bits, channels=channels, image_size=image_size, variant=variant,
-        width=1.0 if preset == "thesis" else QUICK_WIDTH,
+        width=1.0 if preset == "thesis" else QUICK_WIDTH, adversarial=adversarial, binary=binary,
     )  # fmt: skip
     settings = TrainSettings()
     if preset == "thesis":
@@ -125,27 +128,9 @@ IMPROVED_AUGMENT = False
 IMPROVED_DISSIMILAR = 0.0
 
 
-class TrainingCancelled(Exception):
-    """Raised by :func:`run_training` when the cancel flag was set."""
-
-
 def step_generator(seed: int, step: int) -> torch.Generator:
     """The random source of one step: the same for a resumed and an uninterrupted run."""
     return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(step))
-
-
-def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip and rotation by k * 90 degrees per tile (the 8 dihedral views):
-    land cover has no up or left, so these keep the tile's class and its similarity row."""
-    flip = torch.rand(len(x), generator=gen) < 0.5
-    rot = torch.randint(0, 4, (len(x),), generator=gen)
-    out = x.clone()
-    out[flip.to(x.device)] = out[flip.to(x.device)].flip(-1)
-    for k in (1, 2, 3):
-        m = (rot == k).to(x.device)
-        if m.any():
-            out[m] = torch.rot90(out[m], k, dims=(-2, -1))
-    return out
 
 
 def with_partners(anchors: torch.Tensor, ssm, gen: torch.Generator) -> torch.Tensor:
@@ -182,41 +167,6 @@ def frozen_bn_stats(module: torch.nn.Module):
             m.momentum = mom
 
 
-def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
-    """Adam state as flat tensors ``prefix.<param index>.<name>`` (safetensors has no nesting)."""
-    out = {}
-    for idx, state in opt.state_dict()["state"].items():
-        for name, value in state.items():
-            out[f"{prefix}.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().clone()
-    return out
-
-
-def load_optimizer_tensors(opt: torch.optim.Optimizer, tensors: dict, prefix: str) -> bool:
-    """Restore what :func:`optimizer_tensors` stored; False when the file holds no state."""
-    sd = opt.state_dict()
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith(prefix + "."):
-            idx, name = key[len(prefix) + 1 :].split(".", 1)
-            state.setdefault(int(idx), {})[name] = value
-    if not state:
-        return False
-    sd["state"] = state
-    opt.load_state_dict(sd)
-    return True
-
-
-def _prefixed(module: torch.nn.Module | None, prefix: str) -> dict[str, torch.Tensor]:
-    if module is None:
-        return {}
-    return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
-
-
-def _unprefixed(tensors: dict, prefix: str) -> dict[str, torch.Tensor]:
-    n = len(prefix) + 1
-    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-
-
 @torch.no_grad()
 def encode(d, tiles, device, batch_size: int = 256) -> np.ndarray:
     """(N, l) float32 codes (tanh outputs) or features of tiles in [0, 1], eval mode."""
@@ -230,26 +180,6 @@ def encode(d, tiles, device, batch_size: int = 256) -> np.ndarray:
     return torch.cat(out).numpy() if out else np.zeros((0, d.cfg.bits), np.float32)
 
 
-def leave_one_out_map(codes: np.ndarray, labels: np.ndarray, k: int, binary: bool) -> float:
-    """MAP@k with every tile querying the others: Hamming on signs, or cosine for features."""
-    from rsgui.metrics import map_at_k
-
-    labels = np.asarray(labels)
-    c = torch.as_tensor(codes, dtype=torch.float32)
-    if binary:
-        b = torch.where(c > 0, 1.0, -1.0)
-        score = b @ b.t()  # = bits - 2 * Hamming
-    else:
-        c = c / c.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        score = c @ c.t()
-    score.fill_diagonal_(-math.inf)
-    k = min(k, len(codes) - 1)
-    # stable order: ties by index, as the index's own search
-    order = torch.argsort(-score, dim=1, stable=True)[:, :k].numpy()
-    rel = labels[order] == labels[:, None]
-    return map_at_k(rel, k)
-
-
 def train(
     model_cfg: UAHMConfig,
     settings: TrainSettings,
@@ -258,17 +188,18 @@ def train(
     out: str | Path | None = None,
     meta: dict | None = None,
     device: str | torch.device = "cpu",
-    eval_data: tuple[np.ndarray, np.ndarray] | None = None,
+    eval_tiles: np.ndarray | None = None,
+    evaluate: Evaluate | None = None,
     resume: str | Path | None = None,
-    cancel: Cancel | None = None,
-) -> Iterator[dict]:
-    """Train and yield progress dicts ``{step, total, losses, images_per_s, eta_s, map?}``.
+) -> Generator[Progress, None, Path | None]:
+    """Train, yielding one :class:`Progress` per step; return the checkpoint path (None without
+    ``out``).
 
     ``tiles`` (N, C, H, W) in [0, 1] (float16 is fine and halves memory); ``ssm`` (an
-    :class:`training.ssm.SSM` over the same N tiles) is needed by uahm and dhnn-ms. ``meta`` goes
-    into every checkpoint sidecar (band names, normalisation...). ``eval_data`` = (tiles, labels)
-    for the held-out MAP. A cancel stops between steps; the last yielded dict then has
-    ``cancelled=True`` and the checkpoint on disk is the last complete one.
+    :class:`training.ssm.SSM` over the same N tiles) is needed by the binary methods. ``meta``
+    goes into every checkpoint sidecar (band names, normalisation...). Every
+    ``settings.eval_every`` steps the codes of ``eval_tiles`` go to ``evaluate`` (e.g. held-out
+    MAP, computed by the caller); what it returns joins the progress values and the metrics.
     """
     device = torch.device(device)
     tiles = torch.as_tensor(tiles)
@@ -300,7 +231,7 @@ def train(
     opt_g = torch.optim.Adam(g.parameters(), lr=settings.lr, betas=betas) if g else None
     start, history, metrics = 0, [], {}
     if resume is not None:
-        start, history, metrics = _restore(resume, model_cfg, g, d, opt_g, opt_d, device)
+        start, history, metrics = _restore(resume, model_cfg, g, d, opt_g, opt_d)
     if start > settings.steps:
         raise ValueError(f"{resume}: already trained {start} steps, more than {settings.steps}")
 
@@ -310,9 +241,9 @@ def train(
     def checkpoint(step: int) -> Path | None:
         if out is None:
             return None
-        tensors = {**_prefixed(d, "D"), **_prefixed(g, "G"), **optimizer_tensors(opt_d, "optD")}
-        if opt_g is not None:
-            tensors.update(optimizer_tensors(opt_g, "optG"))
+        tensors = {**add_prefix(d.state_dict(), "D"), **optimizer_tensors(opt_d, "optD")}
+        if g is not None:
+            tensors |= add_prefix(g.state_dict(), "G") | optimizer_tensors(opt_g, "optG")
         full = {
             **meta,
             "method": model_cfg.method,
@@ -321,61 +252,60 @@ def train(
             "model": model_cfg.to_dict(),
             "training": settings.to_dict(),
             "step": step,
+            "total_steps": settings.steps,
             "metrics": metrics,
             "history": history,
             "optimizer_state": "stored",
         }
         return save_checkpoint(out, tensors, full)
 
-    t0, last_losses = time.perf_counter(), {}
-    for step in range(start, settings.steps):
-        if cancel is not None and cancel():
-            yield {"step": step, "total": settings.steps, "losses": last_losses, "cancelled": True}
-            return
-        rng = step_generator(settings.seed, step)
-        idx = torch.randperm(n, generator=rng)[:batch]
-        if settings.pair_sampling and semantic:
-            idx = with_partners(idx[: (batch + 1) // 2], ssm, rng)[:batch]
-        x = tiles[idx].to(device, torch.float32)
-        if settings.augment:
-            x = augment_batch(x, rng)
-        x = to_model_range(x)
-        s = torch.from_numpy(ssm.block(idx.numpy())).to(device) if semantic else None
-        z = sample_noise(batch, model_cfg.bits, rng, device) if g is not None else None
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            last_losses = _step(d, g, opt_d, opt_g, x, z, s, settings, model_cfg)
-        done = step + 1
-        if settings.log_every and (done % settings.log_every == 0 or done == settings.steps):
-            history.append({"step": done, **{k: round(v, 5) for k, v in last_losses.items()}})
-        elapsed = time.perf_counter() - t0
-        rate = (done - start) * batch / max(elapsed, 1e-9)
-        prog = {
-            "step": done,
-            "total": settings.steps,
-            "losses": last_losses,
-            "images_per_s": rate,
-            "eta_s": (settings.steps - done) * batch / max(rate, 1e-9),
-        }
-        if (
-            eval_data is not None
-            and settings.eval_every
-            and (done % settings.eval_every == 0 or done == settings.steps)
-        ):
-            codes = encode(d, eval_data[0], device)
-            m = leave_one_out_map(codes, eval_data[1], settings.eval_k, model_cfg.binary)
-            metrics[f"map@{settings.eval_k}"] = m
-            metrics.setdefault("map_history", []).append([done, round(m, 5)])
-            prog["map"] = m
-        if out is not None and (
-            done == settings.steps
-            or (settings.checkpoint_every and done % settings.checkpoint_every == 0)
-        ):
-            prog["checkpoint"] = str(checkpoint(done))
-        if done == settings.steps:
-            prog["done"] = True
-        yield prog
+    rate = StepRate(start, settings.steps, batch)
+    done = start
+    try:
+        for step in range(start, settings.steps):
+            rng = step_generator(settings.seed, step)
+            idx = torch.randperm(n, generator=rng)[:batch]
+            if settings.pair_sampling and semantic:
+                idx = with_partners(idx[: (batch + 1) // 2], ssm, rng)[:batch]
+            x = tiles[idx].to(device, torch.float32)
+            if settings.augment:
+                x = augment(x, rng)
+            x = to_model_range(x)
+            s = torch.from_numpy(ssm.block(idx.numpy())).to(device) if semantic else None
+            z = sample_noise(batch, model_cfg.bits, rng, device) if g is not None else None
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                losses = _step(d, g, opt_d, opt_g, x, z, s, settings, model_cfg)
+            done = step + 1
+            if settings.log_every and (done % settings.log_every == 0 or done == settings.steps):
+                history.append({"step": done, **{k: round(v, 5) for k, v in losses.items()}})
+            values = dict(losses)
+            if (
+                evaluate is not None
+                and eval_tiles is not None
+                and settings.eval_every
+                and (done % settings.eval_every == 0 or done == settings.steps)
+            ):
+                found = {k: float(v) for k, v in evaluate(encode(d, eval_tiles, device)).items()}
+                values |= found
+                if "map" in found:
+                    metrics[f"map@{settings.eval_k}"] = found["map"]
+                    metrics.setdefault("map_history", []).append([done, round(found["map"], 5)])
+            if (
+                out is not None
+                and settings.checkpoint_every
+                and done % settings.checkpoint_every == 0
+                and done < settings.steps
+            ):
+                checkpoint(done)
+            yield rate.progress(done, values)
+    except GeneratorExit:  # cancelled: keep what was learnt, resumable
+        checkpoint(done)
+        raise
+    if out is None:
+        return None
     if start == settings.steps:  # nothing left to do
-        yield {"step": start, "total": settings.steps, "losses": {}, "done": True}
+        return Path(out).with_suffix(".safetensors")
+    return checkpoint(done)
 
 
 def _step(d, g, opt_d, opt_g, x, z, s, settings: TrainSettings, cfg: UAHMConfig) -> dict:
@@ -415,60 +345,40 @@ def _step(d, g, opt_d, opt_g, x, z, s, settings: TrainSettings, cfg: UAHMConfig)
     return parts
 
 
-def _restore(path, cfg: UAHMConfig, g, d, opt_g, opt_d, device) -> tuple[int, list, dict]:
+def _restore(path, cfg: UAHMConfig, g, d, opt_g, opt_d) -> tuple[int, list, dict]:
     """Load weights and optimiser state of a checkpoint into the fresh networks."""
-    from rsgui.encoders import ModelFileError
-
     tensors, meta = load_checkpoint(path, expected_method=cfg.method)
     saved = UAHMConfig.from_dict(meta.get("model", {}))
     if saved != cfg:
         raise ModelFileError(f"{path}: made with model settings {saved}, not {cfg}")
     try:
-        d.load_state_dict(_unprefixed(tensors, "D"))
+        d.load_state_dict(strip_prefix(tensors, "D"))
         if g is not None:
-            g.load_state_dict(_unprefixed(tensors, "G"))
+            g.load_state_dict(strip_prefix(tensors, "G"))
     except RuntimeError as e:
         raise ModelFileError(f"{path}: weights do not fit the model ({e})") from None
     load_optimizer_tensors(opt_d, tensors, "optD")
     if opt_g is not None:
         load_optimizer_tensors(opt_g, tensors, "optG")
-    for opt in (opt_d, opt_g):
-        if opt is None:
-            continue
-        for st in opt.state.values():
-            for k, v in st.items():
-                if torch.is_tensor(v) and k != "step":
-                    st[k] = v.to(device)
     return int(meta.get("step", 0)), list(meta.get("history", [])), dict(meta.get("metrics", {}))
 
 
-def run_training(*args, progress: Callable[[dict], None] | None = None, **kwargs) -> dict:
-    """Consume :func:`train`, passing every progress dict to ``progress``; return the last one.
-    Raises :class:`TrainingCancelled` when cancelled."""
-    last: dict = {}
-    for p in train(*args, **kwargs):
-        last = p
-        if progress is not None:
-            progress(p)
-    if last.get("cancelled"):
-        raise TrainingCancelled(f"cancelled at step {last['step']}")
-    return last
+def load_networks(
+    path: str | Path, method: str | None = None, device="cpu", defaults: Mapping | None = None
+):
+    """(config, generator | None, discriminator, meta) of a checkpoint, in eval mode.
 
-
-def load_networks(path: str | Path, method: str | None = None, device="cpu"):
-    """(config, generator | None, discriminator, meta) of a checkpoint, in eval mode."""
-    from rsgui.encoders import ModelFileError
-
+    ``defaults``: config fields a checkpoint may lack (written before they existed)."""
     tensors, meta = load_checkpoint(path, expected_method=method)
     try:
-        cfg = UAHMConfig.from_dict(meta["model"])
+        cfg = UAHMConfig.from_dict({**(defaults or {}), **meta["model"]})
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{path}: model settings missing or invalid ({e})") from None
     g, d = build(cfg)
     try:
-        d.load_state_dict(_unprefixed(tensors, "D"))
+        d.load_state_dict(strip_prefix(tensors, "D"))
         if g is not None and any(k.startswith("G.") for k in tensors):
-            g.load_state_dict(_unprefixed(tensors, "G"))
+            g.load_state_dict(strip_prefix(tensors, "G"))
         else:
             g = None
     except RuntimeError as e:
@@ -484,36 +394,3 @@ def generate_tiles(g, n: int, bits: int, seed: int = 0, device="cpu") -> np.ndar
     """(n, C, H, W) float32 tiles in [0, 1] from the generator."""
     z = sample_noise(n, bits, torch.Generator().manual_seed(seed), device)
     return to_tile_range(g(z)).clamp(0, 1).cpu().numpy()
-
-
-def write_generated_geotiffs(
-    tiles: np.ndarray, folder: str | Path, band_names, normalisation: dict, prefix="generated"
-) -> list[Path]:
-    """Write generated tiles as uint16 GeoTIFFs (values back in the archive's scale) with band
-    names as band descriptions, so the archive reader knows each band. No georeference:
-    generated tiles lie nowhere."""
-    import warnings
-
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
-
-    from rsgui.atomic import atomic_path
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    scale = float(normalisation.get("divisor", 4095.0))
-    paths = []
-    for i, t in enumerate(tiles):
-        values = np.clip(np.rint(t * scale), 0, 65535).astype(np.uint16)
-        target = folder / f"{prefix}_{i:04d}.tif"
-        with atomic_path(target) as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(
-                tmp, "w", driver="GTiff", width=t.shape[2], height=t.shape[1],
-                count=t.shape[0], dtype="uint16",
-            ) as dst:  # fmt: skip
-                dst.write(values)
-                for b, name in enumerate(band_names, start=1):
-                    dst.set_band_description(b, name)
-        paths.append(target)
-    return paths

@@ -19,29 +19,32 @@ output is a logit: the losses use the sigmoid inside a numerically safe BCE-with
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-METHODS = ("uahm", "dhnn-ms", "gan-rgb", "gan-ms")
+from training.common import ConfigMixin
+
 VARIANTS = ("thesis", "improved")
 
 
 @dataclass
-class UAHMConfig:
-    method: str = "uahm"  # uahm | dhnn-ms | gan-rgb | gan-ms
+class UAHMConfig(ConfigMixin):
+    method: str = "uahm"  # the name stored in checkpoints (the registry's key)
     bits: int = 64  # code / feature length l, also the noise length
     channels: int = 10  # 3 (rgb) or 10 (ms10)
     image_size: int = 64  # power of two >= 16; 64 in the method
     width: float = 1.0  # channel multiplier: 1.0 is the method, smaller for quick runs and tests
     hidden: int = 1024  # first dense layer of the discriminator head
     leak: float = 0.2
-    variant: str = "thesis"  # thesis | improved (see training.train_uahm.TrainSettings)
+    variant: str = "thesis"  # thesis | improved (see training.train_uahm.preset_config)
+    adversarial: bool = True  # a generator and a source head (all but dhnn-ms)
+    binary: bool = True  # a tanh hash head (uahm, dhnn-ms) rather than a float feature (gan-*)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose {', '.join(METHODS)}")
+        if not (self.adversarial or self.binary):
+            raise ValueError("a model without the adversarial part needs the binary hash head")
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose {', '.join(VARIANTS)}")
         n = math.log2(self.image_size)
@@ -49,23 +52,6 @@ class UAHMConfig:
             raise ValueError(f"tile size must be a power of two >= 16, not {self.image_size}")
         if self.bits < 1:
             raise ValueError(f"bits must be positive, got {self.bits}")
-
-    @property
-    def adversarial(self) -> bool:
-        return self.method != "dhnn-ms"
-
-    @property
-    def binary(self) -> bool:
-        """Binary hash head (uahm, dhnn-ms) rather than a float feature (gan-*)."""
-        return self.method in ("uahm", "dhnn-ms")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> UAHMConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def _ch(base: int, width: float) -> int:

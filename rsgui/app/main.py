@@ -45,10 +45,10 @@ def _process_age_s() -> float | None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.self_test:
-        if importlib.util.find_spec("rsgui.selftest") is None:
+        if importlib.util.find_spec("rsgui.app.selftest") is None:
             print("rsgui: the self-test is not available in this installation", file=sys.stderr)
             return 2
-        from rsgui import selftest
+        from rsgui.app import selftest
 
         return int(selftest.run() or 0)
 

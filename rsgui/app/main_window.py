@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import (
@@ -40,8 +41,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from rsgui.app.models import Composite, Notice, ReferenceSample, sample_archive
 from rsgui.app.settings import Settings, user_data_dir
-from rsgui.app.state import AppState, Composite, Notice
+from rsgui.app.state import AppState
+from rsgui.progress import Job, Progress
+
+if TYPE_CHECKING:
+    from rsgui.archive import Archive
 
 log = logging.getLogger(__name__)
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
@@ -60,33 +66,30 @@ def icon(name: str) -> QIcon:
 
 
 # --- jobs ---------------------------------------------------------------------------------------
-def open_archive_job(root: str | Path, progress=None, cancel=None):
+def open_archive_job(root: str | Path) -> Job[tuple[Archive, ReferenceSample]]:
     """The archive and a pixel sample of it (for archive-wide stretches)."""
-    from rsgui.app.state import sample_archive
     from rsgui.archive import Archive
 
-    archive = Archive.open(root, progress=progress)
-    if progress:
-        progress(0, None, "sampling pixels for display")
-    return archive, sample_archive(archive, cancel=cancel)
+    yield Progress(0, None, f"reading {Path(root).name}", stage="open")
+    archive = Archive.open(root)
+    return archive, (yield from sample_archive(archive))
 
 
-def demo_job(dest: Path, progress=None, cancel=None):
+def demo_job(dest: Path) -> Job[tuple[tuple[Archive, ReferenceSample], Path]]:
     """Create the demo archive (reused when present), open it, build a spectral index."""
-    from rsgui.app.panels.query import build_spectral_index_job
-    from rsgui.app.state import scan_indexes
     from rsgui.demo import make_demo_archive
+    from rsgui.index_store import scan_indexes
+    from rsgui.services.indexing import spectral_index_job
 
-    if progress:
-        progress(0, None, "writing demo tiles")
+    yield Progress(0, None, "writing demo tiles", stage="demo")
     root = make_demo_archive(dest)
-    if cancel and cancel():
-        return None
-    opened = open_archive_job(root, cancel=cancel)
+    opened = yield from open_archive_job(root)
     existing = [e for e in scan_indexes(opened[0].root) if e.method == "spectral"]
     if existing:
         return opened, existing[0].path
-    return opened, build_spectral_index_job(opened[0], 64, progress=progress, cancel=cancel)
+    yield Progress(0, None, "building a spectral index", stage="index")
+    built = yield from spectral_index_job(opened[0], 64)
+    return opened, built.path
 
 
 # --- widgets ------------------------------------------------------------------------------------
@@ -543,7 +546,7 @@ class MainWindow(QMainWindow):
             if path.is_dir():
                 self.open_archive(path)
             else:
-                from rsgui.app.state import TileRef
+                from rsgui.app.models import TileRef
 
                 archive = self.state.archive
                 self.ensure_workspace()

@@ -20,8 +20,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from rsgui.app.state import Composite, ReferenceSample
-from rsgui.bands import COMPOSITES, INDICES, MissingBandsError, band_indices
+from rsgui.app.models import Composite, ReferenceSample
+from rsgui.bands import COMPOSITES, INDICES, band_indices
+from rsgui.errors import MissingBandsError
 
 COLORMAPS: tuple[str, ...] = ("gray", "viridis", "magma", "inferno", "cividis", "terrain", "RdYlGn")
 INDEX_COLORMAPS: dict[str, str] = {"NDVI": "RdYlGn", "NDWI": "RdBu"}

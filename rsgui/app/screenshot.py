@@ -1,24 +1,28 @@
 """``rsgui --screenshot DIR [--archive PATH]``: drive every panel offscreen and save PNGs.
 
 Opens the window on the archive (default: the demo archive in the user data folder, created and
-indexed when missing), prepares each panel as a user would (a composite, a query with results,
-the other panels through their optional ``screenshot_demo()`` hook), waits for their workers with
-a bounded event loop, and saves ``DIR/<panel>.png``. Settings go to a throw-away file so the
-user's own settings are untouched.
+indexed when missing), prepares each panel as a user would (a composite, a query with results, a
+short real run in the others: the ``*_demo`` functions below, which drive a panel through its
+public methods), waits for their workers with a bounded event loop, and saves
+``DIR/<panel>.png``. Settings go to a throw-away file so the user's own settings are untouched.
+The panels themselves hold no demo code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QWidget
 
 from rsgui.app.workers import wait_until
+from rsgui.progress import drive
 
 log = logging.getLogger(__name__)
 _T0 = time.perf_counter()
@@ -82,12 +86,11 @@ def run_screenshots(outdir: str | Path, archive: str | Path | None = None) -> in
 
     state = window.state
     if archive is None:
-        result = demo_job(user_data_dir() / "demo-archive")
-        window._demo_ready(result)
+        window._demo_ready(drive(demo_job(user_data_dir() / "demo-archive")))
     else:
         from rsgui.app.main_window import open_archive_job
 
-        window._archive_opened(open_archive_job(archive))
+        window._archive_opened(drive(open_archive_job(archive)))
         if not state.indexes:
             query = window.panel("Search")
             query.build_spectral_index()
@@ -97,7 +100,8 @@ def run_screenshots(outdir: str | Path, archive: str | Path | None = None) -> in
     # Archive browser: first tile selected, details visible
     window.show_tab("Archive")
     browser = window.panel("Archive")
-    browser.screenshot_demo()
+    if browser.model.rowCount():
+        browser.select_row(0)
     _settle(window)
     _save(browser, out / "browser.png")
 
@@ -122,7 +126,7 @@ def run_screenshots(outdir: str | Path, archive: str | Path | None = None) -> in
     window.show_tab("Search")
     query = window.panel("Search")
     if state.query is None:
-        query.screenshot_demo()
+        query_demo(query)
     elif state.results is None:
         query.search()
     _settle(window)
@@ -131,20 +135,20 @@ def run_screenshots(outdir: str | Path, archive: str | Path | None = None) -> in
     _save(query, out / "query.png")
     _save(window, out / "window.png")
 
-    # The other panels (written against AppState), through their optional hook
+    # The other panels (written against AppState), each with its demo when it has one
     from rsgui.app import main_window
 
     for title, module, _cls in main_window.EXTRA_PANELS:
         name = module.rsplit(".", 1)[-1]  # evaluation.png, training.png, samples.png
         window.show_tab(title)
         panel = window.panel(title)
-        hook = getattr(panel, "screenshot_demo", None)
-        if callable(hook):
+        demo = DEMOS.get(type(panel).__name__)
+        if demo is not None:
             try:
-                hook()
+                demo(panel)
             except Exception:
-                log.exception("screenshot_demo of %s failed", title)
-                print(f"rsgui: screenshot_demo of {title} failed (see log)", flush=True)
+                log.exception("the screenshot demo of %s failed", title)
+                print(f"rsgui: the screenshot demo of {title} failed (see log)", flush=True)
         if not _settle(window, 240):
             print(f"rsgui: {title}: workers still running after the wait; saving as is", flush=True)
         _save(panel, out / f"{name}.png")
@@ -153,3 +157,112 @@ def run_screenshots(outdir: str | Path, archive: str | Path | None = None) -> in
     state.tasks.cancel_all()
     window.close()
     return 0
+
+
+# --- what each panel shows in its screenshot ----------------------------------------------------
+TINY_GAN = {"model": {"width": 0.125, "image_size": 32}}  # trains in seconds on a CPU
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run tiny demo networks on one CPU thread (restored afterwards): more only add contention."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def query_demo(panel) -> None:
+    """A tile a third into the archive becomes the query (the panel then searches)."""
+    state = panel.state
+    archive = state.archive
+    if archive is not None and state.query is None and len(archive):
+        state.set_query(state.tile_ref(len(archive) // 3))
+
+
+def evaluation_demo(panel) -> None:
+    """Index the open archive with the spectral method at two code lengths (when it has no
+    index yet) and compare them."""
+    archive = panel.state.archive
+    if archive is None or not archive.classes:
+        return
+    for bits in (16, 64):  # two code lengths, so that the views compare something
+        if len(panel.index_paths()) >= 2:
+            break
+        path = _spectral_index(panel.state, archive, bits)
+        if path not in panel.index_paths():
+            panel.add_index(path)
+    for p in panel.index_paths()[:4]:
+        panel.set_checked(p, True)
+    panel.evaluate()
+    panel.wait(60.0)
+
+
+def _spectral_index(state, archive, bits: int) -> Path:
+    from rsgui.index_store import writable_index_dir
+    from rsgui.services.training import train_job
+
+    out = writable_index_dir(Path(archive.root)) / f"spectral-ms10-{bits}.npz"
+    if not out.is_file():
+        drive(train_job(archive, "spectral", out, bands="ms10", bits=bits))
+    state.refresh_indexes()
+    return out
+
+
+def training_demo(panel) -> None:
+    """A short real run on the open archive: a tiny conditional GAN, curves and checkpoint."""
+    if panel.state.archive is None:
+        return
+    panel.method.setCurrentIndex(panel.method.findData("cdcgan"))
+    panel.steps.setValue(80)
+    panel.batch.setValue(8)
+    panel.device.setCurrentIndex(panel.device.findData("cpu"))
+    panel.extra_options = dict(TINY_GAN)
+    with one_torch_thread():
+        try:
+            panel.start()
+            panel.wait(90.0)
+        finally:
+            panel.extra_options = {}
+    panel._redraw()
+    if panel.checkpoint_names():
+        panel.checkpoints.selectRow(0)
+
+
+def samples_demo(panel) -> None:
+    """Samples from a conditional GAN of the archive's model folder, or a tiny one trained here in
+    a few seconds on the open archive (it is not meant to look real)."""
+    model = panel.model.itemData(0) if panel.model.count() else None
+    archive = panel.state.archive
+    if model is None:
+        if archive is None or not archive.classes:
+            return
+        from rsgui.app.panels.training import models_dir
+        from rsgui.services.training import train_job
+
+        out = models_dir(Path(archive.root)) / "cdcgan-rgb.safetensors"
+        job = train_job(archive, "cdcgan", out, bands="rgb", steps=80, batch_size=8,
+                        model=TINY_GAN["model"])  # fmt: skip
+        with one_torch_thread():
+            model = drive(job).path
+        panel.refresh_models()
+    panel.load_model(model)
+    panel.wait()
+    panel.count.setValue(16)
+    panel.generate()
+    panel.wait()
+    panel.seed_b.setValue(7)
+    panel.interpolate()
+    panel.wait()
+    panel.slider.setValue(panel.slider.maximum() // 2)
+
+
+DEMOS: dict[str, Callable[[object], None]] = {
+    "EvaluationPanel": evaluation_demo,
+    "TrainingPanel": training_demo,
+    "SamplesPanel": samples_demo,
+}

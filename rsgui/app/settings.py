@@ -1,4 +1,5 @@
-"""Persistent settings (QSettings) and the user folders: data, cache, logs.
+"""Persistent settings (QSettings) and the user data folder (demo archive, logs); the cache
+folder is :func:`rsgui.paths.user_cache_dir`.
 
 Every ``value()`` has a default and a type, so a missing or foreign settings file never breaks the
 start. ``SCHEMA`` is bumped when a key changes meaning; older values are then dropped.
@@ -35,13 +36,6 @@ def user_data_dir() -> Path:
     """Per-user data: demo archive, log file. ``RSGUI_DATA_DIR`` overrides (tests)."""
     return _std_dir(
         QStandardPaths.StandardLocation.AppLocalDataLocation, "RSGUI_DATA_DIR", ".rsgui"
-    )
-
-
-def user_cache_dir() -> Path:
-    """Per-user cache (indexes of read-only archives). ``RSGUI_CACHE_DIR`` overrides."""
-    return _std_dir(
-        QStandardPaths.StandardLocation.CacheLocation, "RSGUI_CACHE_DIR", ".cache/rsgui"
     )
 
 

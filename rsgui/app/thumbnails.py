@@ -34,8 +34,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from rsgui.app.models import Composite, ReferenceSample
 from rsgui.app.render import render_safe
-from rsgui.app.state import Composite, ReferenceSample
 
 log = logging.getLogger(__name__)
 

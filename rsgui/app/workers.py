@@ -1,31 +1,24 @@
-"""Background jobs: every long job runs off the GUI thread, reports progress, and can be cancelled.
+"""Background jobs of the application, run by superqt's ``GeneratorWorker`` off the GUI thread.
 
-The pattern (for every panel)
------------------------------
-Write the long job as a **plain generator** that yields progress and returns its result::
+A long job is a plain generator (the protocol of :mod:`rsgui.progress`): it yields
+:class:`~rsgui.progress.Progress` and returns its result. Here it runs in a worker thread::
 
-    def evaluate_job(index, k):                       # no Qt in here: runs headless too
-        for i, q in enumerate(queries):
-            ...                                        # a chunk of work (keep each < ~0.2 s)
-            yield Progress(i + 1, len(queries), "queries")   # or a (done, total[, note]) tuple
-        return summary                                 # becomes the task's result
+    task = state.tasks.start(evaluate(index, k=20), name="Evaluate", key="evaluate",
+                             on_returned=self._show, on_progress=self._progress)
+    task.pause(); task.resume()     # the worker holds the job between two yields
+    task.cancel()                   # the job is closed at its next yield: its cleanup runs
 
-    task = state.tasks.start(evaluate_job, index, 20, name="Evaluate",
-                             on_returned=self._show, on_progress=None, key="evaluate")
-    task.cancel()                                      # stops at the next ``yield``
+``start`` takes a generator (a job already made), a generator function and its arguments, or a
+plain function (a short step, e.g. reading one file; it runs to its end even when cancelled and
+its result is then dropped). Headless code runs the same generators with
+:func:`rsgui.progress.drive`.
 
-Cancellation is checked *between yields*, so yield often. A job written with callbacks instead
-(``func(..., progress=None, cancel=None)``, e.g. :func:`rsgui.indexing.build_index`) may be passed
-as-is: the manager sees that it is not a generator and passes ``progress(done, total, note)`` and
-``cancel() -> bool`` keyword arguments; the job should raise :class:`Cancelled` (or simply return)
-once ``cancel()`` is true. Callbacks run in the worker thread and are throttled to ~25 Hz.
-
-The same job runs without Qt through :func:`run_sync` (tests, the command line).
-
-Results, errors and progress arrive as Qt signals on the GUI thread. An error without an
-``on_error`` handler is logged with its trace and shown in the notification area by
-:class:`rsgui.app.state.AppState`. ``key=...`` makes a job exclusive: starting another job with the
-same key cancels the older one (e.g. a new search replaces a running one).
+Results, errors and progress arrive as Qt signals on the GUI thread; progress is thinned to about
+25 updates a second (a yield that carries ``values``, such as training losses, or starts a new
+stage always gets through). A job raising :class:`rsgui.errors.Cancelled` counts as cancelled. An
+error without an ``on_error`` handler is logged and shown in the notification area by
+:class:`rsgui.app.state.AppState`. ``key=...`` makes a job exclusive: starting another job with
+the same key cancels the older one (a new search replaces a running one).
 """
 
 from __future__ import annotations
@@ -33,45 +26,73 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Generator
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEventLoop, QObject, QThreadPool, Signal
 
+from rsgui.errors import Cancelled
+from rsgui.progress import Job, Progress
+
+if TYPE_CHECKING:  # superqt costs ~0.1 s at start-up: imported with the first job
+    from superqt.utils import FunctionWorker, GeneratorWorker
+
 log = logging.getLogger(__name__)
 
-
-class Cancelled(Exception):
-    """Raised inside a job to stop it because the user cancelled."""
+MIN_INTERVAL_S = 0.04  # at most ~25 progress updates a second reach the GUI thread
 
 
-@dataclass(frozen=True)
-class Progress:
-    """What a job yields: ``done`` of ``total`` (``None``: unknown), with an optional note."""
+def paced(job: Job[Any], min_interval_s: float = MIN_INTERVAL_S) -> Job[Any]:
+    """``job`` with its progress thinned for a GUI; closing it closes ``job`` (cleanup runs).
 
-    done: float
-    total: float | None = None
-    note: str = ""
+    Kept: the first update of a stage, every update carrying ``values`` (curves need them all),
+    the last one of a counted stage, and otherwise one per ``min_interval_s``."""
+    last_t = -float("inf")
+    last_stage: str | None = None
+    try:
+        while True:
+            try:
+                p = next(job)
+            except StopIteration as stop:
+                return stop.value
+            now = time.monotonic()
+            if not isinstance(p, Progress):
+                keep = True
+            else:
+                final = p.total is not None and p.done >= p.total
+                keep = bool(p.values) or final or p.stage != last_stage
+                keep = keep or now - last_t >= min_interval_s
+                last_stage = p.stage
+            if keep:
+                last_t = now
+                yield p
+    finally:
+        job.close()
 
-    @property
-    def fraction(self) -> float | None:
-        if not self.total:
-            return None
-        return max(0.0, min(1.0, float(self.done) / float(self.total)))
 
-    @classmethod
-    def coerce(cls, value: Any) -> Progress | None:
-        """Accept ``Progress``, ``(done, total[, note])``, a number, or a note string."""
-        if isinstance(value, Progress):
-            return value
-        if isinstance(value, tuple) and 1 <= len(value) <= 3:
-            return cls(*value)
-        if isinstance(value, int | float):
-            return cls(value)
-        if isinstance(value, str):
-            return cls(0, None, value)
-        return None
+@cache
+def _job_worker() -> type[GeneratorWorker]:
+    from superqt.utils import GeneratorWorker
+
+    class JobWorker(GeneratorWorker):
+        """A ``GeneratorWorker`` that closes its generator when it stops, whatever stopped it,
+        so a cancelled job cleans up in the worker thread (a trainer writes its checkpoint).
+
+        superqt hands back a ``RuntimeError`` raised by the job as the result, and then only
+        warns and never reports the end; raised again here, it reaches ``errored`` like any
+        other error (``JobError`` is one)."""
+
+        def work(self) -> Any:
+            try:
+                result = super().work()
+            finally:
+                self._gen.close()
+            if isinstance(result, RuntimeError):
+                raise result
+            return result
+
+    return JobWorker
 
 
 def _ensure_pool() -> None:
@@ -86,38 +107,35 @@ class Task(QObject):
     ``state`` goes ``running`` -> ``done`` | ``failed`` | ``cancelled``; ``finished`` is always last.
     """
 
-    progressed = Signal(object)  # Progress
+    progressed = Signal(object)  # Progress (or whatever the job yielded)
     returned = Signal(object)  # the job's return value
     errored = Signal(object)  # the exception
     cancelled = Signal()
+    paused = Signal()
+    resumed = Signal()
     finished = Signal()
-    _progress_from_thread = Signal(object)
 
-    def __init__(
-        self, name: str, func: Callable, args: tuple, kwargs: dict, key: str | None = None
-    ):
+    def __init__(self, name: str, job: Callable | Generator, args: tuple, kwargs: dict,
+                 key: str | None = None) -> None:  # fmt: skip
         super().__init__()
-        from superqt.utils import FunctionWorker, GeneratorWorker
-
         self.name = name
         self.key = key
         self.state = "running"
         self.result: Any = None
         self.error: BaseException | None = None
         self.progress = Progress(0, None, "")
-        self._last_emit = 0.0
-        self._progress_from_thread.connect(self._set_progress)
-        if inspect.isgeneratorfunction(func):
-            self.worker = GeneratorWorker(func, *args, **kwargs)
+        self.pausable = inspect.isgenerator(job) or inspect.isgeneratorfunction(job)
+        if self.pausable:
+            gen = job if inspect.isgenerator(job) else job(*args, **kwargs)
+            self.worker: GeneratorWorker | FunctionWorker = _job_worker()(paced, gen)
             self.worker.yielded.connect(self._on_yielded)
             self.worker.aborted.connect(self._on_aborted)
+            self.worker.paused.connect(self.paused)
+            self.worker.resumed.connect(self.resumed)
         else:
-            params = _accepted_kwargs(func)
-            if "progress" in params and "progress" not in kwargs:
-                kwargs["progress"] = self._progress_callback
-            if "cancel" in params and "cancel" not in kwargs:
-                kwargs["cancel"] = lambda: self.worker.abort_requested
-            self.worker = FunctionWorker(func, *args, **kwargs)
+            from superqt.utils import FunctionWorker
+
+            self.worker = FunctionWorker(job, *args, **kwargs)
         self.worker.returned.connect(self._on_returned)
         self.worker.errored.connect(self._on_errored)
         self.worker.finished.connect(self._on_finished)
@@ -129,29 +147,32 @@ class Task(QObject):
         return self
 
     def cancel(self) -> None:
-        """Ask the job to stop; it does so at its next yield (or ``cancel()`` check)."""
+        """Stop the job at its next yield and close it (a plain function runs to its end)."""
         if self.state == "running":
             self.worker.quit()
+
+    def pause(self) -> None:
+        """Hold the job at its next yield (the worker waits; the window stays responsive)."""
+        if self.pausable:
+            self.worker.pause()
+
+    def resume(self) -> None:
+        if self.pausable:
+            self.worker.resume()
+
+    @property
+    def is_paused(self) -> bool:
+        return self.pausable and self.worker.is_paused
 
     @property
     def is_running(self) -> bool:
         return self.state == "running"
 
-    # --- plumbing ------------------------------------------------------------------------
-    def _progress_callback(self, done: float, total: float | None = None, note: str = "") -> None:
-        now = time.monotonic()  # worker thread: throttle, then hop to the GUI thread
-        if now - self._last_emit >= 0.04 or (total is not None and done >= total):
-            self._last_emit = now
-            self._progress_from_thread.emit(Progress(done, total, note))
-
+    # --- from the worker -----------------------------------------------------------------
     def _on_yielded(self, value: Any) -> None:
-        p = Progress.coerce(value)
-        if p is not None:
-            self._set_progress(p)
-
-    def _set_progress(self, p: Progress) -> None:
-        self.progress = p
-        self.progressed.emit(p)
+        if isinstance(value, Progress):
+            self.progress = value
+        self.progressed.emit(value)
 
     def _on_returned(self, value: Any) -> None:
         self.result = value
@@ -159,8 +180,8 @@ class Task(QObject):
         self.returned.emit(value)
 
     def _on_errored(self, exc: BaseException) -> None:
-        if isinstance(exc, Cancelled) or type(exc).__name__ == "Cancelled":
-            self._on_aborted()  # also rsgui.indexing.Cancelled and the like
+        if isinstance(exc, Cancelled):
+            self._on_aborted()
             return
         self.error = exc
         self.state = "failed"
@@ -172,22 +193,12 @@ class Task(QObject):
             self.cancelled.emit()
 
     def _on_finished(self) -> None:
-        if self.state == "running":  # a callback job that returned after cancel() went true
+        if self.state == "running":  # a plain function whose result was dropped on cancel
             if self.worker.abort_requested:
                 self._on_aborted()
-        if self.state == "running":
-            self.state = "done"
+            else:
+                self.state = "done"
         self.finished.emit()
-
-
-def _accepted_kwargs(func: Callable) -> set[str]:
-    try:
-        sig = inspect.signature(func)
-    except (TypeError, ValueError):
-        return set()
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return {"progress", "cancel"}
-    return set(sig.parameters)
 
 
 class TaskManager(QObject):
@@ -204,7 +215,7 @@ class TaskManager(QObject):
 
     def start(
         self,
-        func: Callable,
+        job: Callable | Generator,
         *args: Any,
         name: str = "",
         key: str | None = None,
@@ -212,27 +223,33 @@ class TaskManager(QObject):
         on_progress: Callable[[Progress], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
         on_cancelled: Callable[[], None] | None = None,
+        on_paused: Callable[[], None] | None = None,
+        on_resumed: Callable[[], None] | None = None,
         on_finished: Callable[[], None] | None = None,
         **kwargs: Any,
     ) -> Task:
-        """Run ``func(*args, **kwargs)`` in a worker thread (see the module docstring)."""
+        """Run ``job`` (a generator, or ``job(*args, **kwargs)``) in a worker thread."""
         if key is not None:
             for other in self.active:
                 if other.key == key:
                     other.cancel()
-        task = Task(name or getattr(func, "__name__", "job"), func, args, kwargs, key)
-        if on_progress:
-            task.progressed.connect(on_progress)
-        if on_returned:
-            task.returned.connect(on_returned)
-        if on_cancelled:
-            task.cancelled.connect(on_cancelled)
-        if on_error:
+        default = getattr(job, "__name__", "job")
+        task = Task(name or default, job, args, kwargs, key)
+        for signal, slot in (
+            (task.progressed, on_progress),
+            (task.returned, on_returned),
+            (task.cancelled, on_cancelled),
+            (task.paused, on_paused),
+            (task.resumed, on_resumed),
+        ):
+            if slot is not None:
+                signal.connect(slot)
+        if on_error is not None:
             task.errored.connect(on_error)
         else:
             task.errored.connect(lambda exc, t=task: self.taskFailed.emit(t, exc))
         task.finished.connect(lambda t=task: self._finished(t))
-        if on_finished:
+        if on_finished is not None:
             task.finished.connect(on_finished)
         self.active.append(task)
         self.taskStarted.emit(task)
@@ -270,34 +287,3 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
             app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
         time.sleep(0.005)
     return True
-
-
-def run_sync(job: Callable, *args: Any, on_progress: Callable | None = None, **kwargs: Any) -> Any:
-    """Run a job written for :class:`TaskManager` in the calling thread and return its result."""
-    if inspect.isgeneratorfunction(job):
-        gen: Generator = job(*args, **kwargs)
-        while True:
-            try:
-                value = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            if on_progress is not None:
-                p = Progress.coerce(value)
-                if p is not None:
-                    on_progress(p)
-    params = _accepted_kwargs(job)
-    if "progress" in params and on_progress is not None:
-        kwargs.setdefault("progress", lambda d, t=None, n="": on_progress(Progress(d, t, n)))
-    return job(*args, **kwargs)
-
-
-def iter_chunks(seq: Iterable, size: int) -> Iterable[list]:
-    """Split work into chunks so a generator job can yield (and be cancelled) between them."""
-    chunk: list = []
-    for item in seq:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -1,4 +1,5 @@
-"""``rsgui-cli``: the headless command line. Each command lives in its own module."""
+"""``rsgui-cli``: the headless command line. Each command lives in its own module and calls the
+services (:mod:`rsgui.services`); this module only builds the parser and reports errors."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import logging
 import sys
 
 from rsgui import __version__
+from rsgui.cli.common import CliError
+from rsgui.errors import RsguiError
 
 # command name -> module under rsgui.cli that defines ``add_parser(subparsers)``; the parser's
 # ``func`` default receives the parsed arguments and returns an exit code.
@@ -18,10 +21,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "generate_cmd",  # generate
     "experiment_cmd",  # experiment thesis-ch4 | thesis-ch5
 )
-
-
-class CliError(Exception):
-    """An error for the user: printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rsgui-cli: interrupted", file=sys.stderr)
         return 130
-    except (CliError, OSError, ValueError) as e:
+    except (CliError, RsguiError, OSError, ValueError) as e:
         if args.verbose:
             raise
         print(f"rsgui-cli: error: {e}", file=sys.stderr)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 
+# command name -> "module:function"; ch4: conditional GANs + supervised deep hashing,
+# ch5: unsupervised adversarial hashing
 EXPERIMENTS: dict[str, str] = {
-    "thesis-ch4": "rsgui.experiments.ch4:run",  # conditional GANs + supervised deep hashing
-    "thesis-ch5": "rsgui.experiments.ch5:run",  # unsupervised adversarial hashing
+    "thesis-ch4": "rsgui.experiments.supervised_gan_augmented:run",
+    "thesis-ch5": "rsgui.experiments.unsupervised_adversarial:run",
 }
 
 

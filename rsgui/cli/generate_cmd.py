@@ -23,19 +23,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rsgui.cli import CliError
     from rsgui.cli.progress import ProgressBar
-    from training.device import pick_device
-    from training.generate import generate_folder, load
+    from rsgui.errors import JobError
+    from rsgui.progress import drive
+    from rsgui.services.generation import generate_folder, read_model_info
+    from rsgui.services.training import torch_device
 
     if args.n < 1:
         raise ValueError("--n must be at least 1")
-    gen = load(args.model, device=str(pick_device(args.device)))
-    if args.class_name == "all" and "all" not in gen.classes:
+    info = read_model_info(args.model)
+    if args.class_name == "all" and "all" not in info.classes:
         names = None
+    elif args.class_name not in info.classes:
+        raise ValueError(
+            f"unknown class {args.class_name!r}; the model knows: {', '.join(info.classes)}"
+        )
     else:
-        gen.class_index(args.class_name)  # unknown class -> error listing the classes
         names = [args.class_name]
+    try:
+        device = str(torch_device(args.device))
+    except JobError as e:
+        raise CliError(str(e)) from None
     with ProgressBar("generate") as bar:
-        paths = generate_folder(gen, args.out, names, args.n, seed=args.seed, progress=bar)
+        job = generate_folder(args.model, args.out, names, args.n, seed=args.seed, device=device)
+        paths = drive(job, lambda p: bar(int(p.done), p.total and int(p.total), p.note))
     print(f"wrote {len(paths)} tiles to {args.out}", file=sys.stderr)
     return 0

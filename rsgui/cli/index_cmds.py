@@ -1,11 +1,15 @@
-"""``rsgui-cli index | search | evaluate``: build an index, query it with files, measure it."""
+"""``rsgui-cli index | search | evaluate``: build an index, query it with files, measure it.
+
+Each command is a call of a service (:mod:`rsgui.services.indexing`, :mod:`rsgui.services.search`,
+:mod:`rsgui.services.evaluation`), the same the application makes.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from rsgui.encoders import ALL_METHODS
+from rsgui.encoders.registry import retrieval_methods
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,9 +21,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "length come from the model file.",
     )
     p.add_argument("archive", help="archive folder")
-    p.add_argument("--method", required=True, choices=ALL_METHODS)
+    p.add_argument("--method", required=True, choices=retrieval_methods())
     p.add_argument("--model", default=None, help="trained model file (all methods but spectral)")
-    p.add_argument("--bands", default=None, help="band set: rgb | ms10 | all (spectral: ms10)")
+    p.add_argument(
+        "--bands",
+        default=None,
+        help="band set: rgb | ms10 | all (spectral: ms10 when the tiles have them, else all)",
+    )
     p.add_argument("--bits", type=int, default=None, help="code length (spectral: 64)")
     p.add_argument("--out", required=True, help="index to write: OUT.npz + OUT.json")
     p.add_argument(
@@ -36,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "search",
         help="find the archive tiles nearest to query files",
         description="Encode each QUERY file as the index's tiles were encoded and list its "
-        "nearest archive tiles. A query that is an archive tile is listed first (distance 0).",
+        "nearest archive tiles. A query that is a tile of the indexed archive is left out of its "
+        "own results (as in evaluate); a copy kept elsewhere finds its twin at distance 0.",
     )
     p.add_argument("index", help="index file (INDEX, INDEX.npz or INDEX.json)")
     p.add_argument("queries", nargs="+", metavar="QUERY", help="tile files (GeoTIFF...)")
@@ -79,64 +88,38 @@ def _int_list(text: str, option: str) -> tuple[int, ...]:
 
 def run_index(args: argparse.Namespace) -> int:
     from rsgui.archive import Archive
-    from rsgui.bands import resolve_band_set
-    from rsgui.cli import CliError
-    from rsgui.cli.progress import ProgressBar
-    from rsgui.index import describe_bands
-    from rsgui.indexing import build_index
+    from rsgui.cli.common import CliError
+    from rsgui.cli.progress import ProgressBar, StageBars
+    from rsgui.encoders.registry import method
+    from rsgui.index_store import describe_bands
+    from rsgui.progress import drive
+    from rsgui.services.indexing import index_job
 
     if args.bits is not None and args.bits < 1:
         raise CliError(f"--bits must be at least 1, got {args.bits}")
-    if args.method == "spectral":
-        if args.model:
-            raise CliError("the spectral method is fitted on the archive; it takes no --model")
-        with ProgressBar("scan") as bar:
-            archive = Archive.open(args.archive, preset=args.preset, progress=bar)
-        _check_archive(archive)
-        _check_bands(archive, args.bands or "ms10")
-        from rsgui.spectral import SpectralEncoder, SpectralSettings
-
-        with ProgressBar("fit") as bar:
-            encoder = SpectralEncoder.fit(
-                archive,
-                args.bands or "ms10",
-                args.bits or 64,
-                progress=bar,
-                max_fit_tiles=args.max_fit_tiles,
-                settings=SpectralSettings(seed=args.seed),
-                batch_size=args.batch_size,
-            )
-    else:
+    encoder = None
+    if method(args.method).trained:
         if not args.model:
             raise CliError(f"method {args.method} needs --model (a file made by rsgui-cli train)")
         from rsgui.encoders import load_trained_encoder
 
-        encoder = load_trained_encoder(args.model, args.method)
-        if args.bits is not None and args.bits != encoder.bits:
-            raise CliError(
-                f"{args.model}: the model gives {encoder.bits}-bit codes; --bits {args.bits} "
-                "contradicts it (leave --bits out)"
-            )
-        with ProgressBar("scan") as bar:
-            archive = Archive.open(
-                args.archive, preset=args.preset, normalisation=encoder.normalisation, progress=bar
-            )
-        _check_archive(archive)
-        if args.bands is not None:
-            wanted = resolve_band_set(args.bands, archive.band_names)
-            if tuple(wanted) != tuple(encoder.band_names):
-                raise CliError(
-                    f"{args.model}: the model was trained on {describe_bands(encoder.band_names)}; "
-                    f"--bands {args.bands} contradicts it (leave --bands out)"
-                )
-    with ProgressBar("index") as bar:
-        index = build_index(
-            archive, encoder, progress=bar, batch_size=args.batch_size, model_path=args.model
-        )
-    npz = index.save(args.out)
+        encoder = load_trained_encoder(args.model, args.method)  # its scaling opens the archive
+    elif args.model:
+        raise CliError("the spectral method is fitted on the archive; it takes no --model")
+    norm = None if encoder is None else encoder.normalisation
+    with ProgressBar("scan") as bar:
+        archive = Archive.open(args.archive, preset=args.preset, normalisation=norm, progress=bar)
+    job = index_job(
+        archive, args.method, args.out, model=args.model, encoder=encoder, bands=args.bands,
+        bits=args.bits, max_fit_tiles=args.max_fit_tiles, seed=args.seed,
+        batch_size=args.batch_size,
+    )  # fmt: skip
+    with StageBars({"encode": "index"}) as bars:
+        result = drive(job, bars)
+    index = result.index
     print(
-        f"indexed {len(index)} tiles of {archive.root} with {encoder.method} "
-        f"({describe_bands(encoder.band_names)}, {encoder.bits} bits) -> {npz}"
+        f"indexed {len(index)} tiles of {archive.root} with {index.meta.method} "
+        f"({describe_bands(index.meta.band_names)}, {index.meta.bits} bits) -> {result.path}"
     )
     if archive.problems:
         print(
@@ -147,58 +130,32 @@ def run_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_archive(archive) -> None:
-    if len(archive) == 0:
-        from rsgui.cli import CliError
-
-        reason = (
-            f" ({archive.problems[0].path}: {archive.problems[0].reason})"
-            if archive.problems
-            else ""
-        )
-        raise CliError(f"{archive.root}: no readable tiles{reason}")
-
-
-def _check_bands(archive, bands: str) -> None:
-    from rsgui.bands import MissingBandsError, resolve_band_set
-    from rsgui.cli import CliError
-
-    try:
-        resolve_band_set(bands, archive.band_names)
-    except MissingBandsError as e:
-        raise CliError(
-            f"{archive.root}: the tiles lack band(s) {', '.join(e.missing)} of --bands {bands} "
-            f"(they have {', '.join(archive.band_names)})"
-        ) from None
-
-
 def run_search(args: argparse.Namespace) -> int:
-    from rsgui.cli import CliError
-    from rsgui.cli.progress import ProgressBar
-    from rsgui.index import HashIndex
-    from rsgui.indexing import encoder_for_index, search_files, write_results
+    from rsgui.cli.common import CliError
+    from rsgui.cli.progress import StageBars
+    from rsgui.index_store import HashIndex
+    from rsgui.progress import drive
+    from rsgui.services.search import search_job, write_results
 
     if args.top < 1:
         raise CliError(f"--top must be at least 1, got {args.top}")
     index = HashIndex.load(args.index)
-    encoder = encoder_for_index(index)
-    with ProgressBar("search") as bar:
-        rows = search_files(index, args.queries, args.top, encoder=encoder, progress=bar)
-    text = write_results(rows, args.format, args.out)
+    with StageBars() as bars:
+        results = drive(search_job(index, args.queries, args.top), bars)
+    text = write_results(results, args.format, args.out)
     if args.out is None:
         sys.stdout.write(text)
     else:
-        print(
-            f"wrote {len(rows)} results for {len(args.queries)} queries to {args.out}",
-            file=sys.stderr,
-        )
+        n = sum(len(r.rows) for r in results)
+        print(f"wrote {n} results for {len(args.queries)} queries to {args.out}", file=sys.stderr)
     return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from rsgui.cli.progress import ProgressBar
-    from rsgui.evaluation import evaluate, read_query_list
-    from rsgui.index import HashIndex
+    from rsgui.cli.progress import StageBars
+    from rsgui.index_store import HashIndex
+    from rsgui.progress import drive
+    from rsgui.services.evaluation import evaluate_job, read_query_list
 
     k = _int_list(args.k, "--k")
     n = _int_list(args.n, "--n")
@@ -206,8 +163,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--pr-step must be at least 1, got {args.pr_step}")
     index = HashIndex.load(args.index)
     queries = read_query_list(args.queries) if args.queries else None
-    with ProgressBar("evaluate") as bar:
-        result = evaluate(index, queries, k=k, n=n, pr_step=args.pr_step, progress=bar)
+    with StageBars() as bars:
+        result = drive(evaluate_job(index, queries, k=k, n=n, pr_step=args.pr_step), bars)
     sys.stdout.write(result.to_markdown())
     if args.pr_csv:
         result.write_pr_csv(args.pr_csv)

@@ -49,3 +49,32 @@ class ProgressBar:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class StageBars:
+    """Drives progress bars from a job's :class:`rsgui.progress.Progress`: one bar per stage,
+    labelled ``labels.get(stage, stage)``; call it with each report, ``close()`` at the end."""
+
+    def __init__(self, labels: dict[str, str] | None = None, stream=None):
+        self.labels = dict(labels or {})
+        self.stream = stream
+        self.stage: str | None = None
+        self.bar: ProgressBar | None = None
+
+    def __call__(self, p) -> None:
+        if self.bar is None or p.stage != self.stage:
+            self.close()
+            self.stage = p.stage
+            self.bar = ProgressBar(self.labels.get(p.stage, p.stage or "work"), self.stream)
+        self.bar(int(p.done), None if p.total is None else int(p.total), p.note)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> StageBars:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,7 +1,11 @@
-"""Encoders turn normalised tiles into codes; this module finds the right one for a method.
+"""Encoders turn normalised tiles into codes: the protocol, the method registry and one adapter
+per family.
 
-Every encoder, trained or not, offers the same small interface so the index, the command line and
-the application never care which method produced the codes.
+Every encoder, trained or not, offers the same small interface (:class:`Encoder`), so the index,
+the services, the command line and the application never care which method produced the codes.
+:mod:`rsgui.encoders.registry` is the one list of methods; :mod:`rsgui.encoders.spectral` is the
+training-free method, the UAHM and deep-hashing adapters load trained checkpoints. torch is
+imported only when a trained model is loaded.
 """
 
 from __future__ import annotations
@@ -12,17 +16,6 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 
 from rsgui.bands import Normalisation
-from rsgui.errors import ModelFileError  # noqa: F401  (re-exported while callers move)
-
-# Methods whose codes are binary (ranked by Hamming distance) or float (ranked by cosine).
-TRAINED_METHODS: dict[str, Literal["binary", "float"]] = {
-    "uahm": "binary",
-    "dhnn-ms": "binary",
-    "gan-rgb": "float",
-    "gan-ms": "float",
-    "deephash": "binary",
-}
-ALL_METHODS: tuple[str, ...] = ("spectral", *TRAINED_METHODS)
 
 
 @runtime_checkable
@@ -43,7 +36,29 @@ class Encoder(Protocol):
 
 
 def load_trained_encoder(model_path: str | Path, method: str | None = None) -> Encoder:
-    """Load the encoder stored in a checkpoint; refuse it if it was made by another method."""
-    from training.encoders import encoder_from_checkpoint  # torch is imported only here
+    """Load the encoder stored in a checkpoint, dispatched on its method's family in the
+    registry; refuse it (:class:`ModelFileError` naming the file) if it was made by another
+    method or makes no codes."""
+    import json
 
-    return encoder_from_checkpoint(Path(model_path), expected_method=method)
+    from rsgui.encoders.registry import METHODS
+    from rsgui.errors import ModelFileError
+
+    path = Path(model_path)
+    side = path.with_suffix(".json")
+    try:
+        found = json.loads(side.read_text(encoding="utf-8")).get("method")
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: missing its settings file {side.name}") from None
+    except (OSError, ValueError, AttributeError) as e:
+        raise ModelFileError(f"{side}: unreadable settings ({e})") from None
+    if method is not None and found != method:
+        raise ModelFileError(f"{path}: a {found!r} model, but method {method!r} was asked for")
+    spec = METHODS.get(found)
+    if spec is None or not spec.trained or not spec.retrieval:
+        raise ModelFileError(f"{path}: a {found!r} model cannot encode tiles for retrieval")
+    if spec.family == "uahm":
+        from rsgui.encoders.uahm import load_encoder  # torch is imported only here
+    else:
+        from rsgui.encoders.deephash import load_encoder
+    return load_encoder(path)

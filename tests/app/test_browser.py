@@ -7,27 +7,14 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 
-from rsgui.app.main_window import open_archive_job
 from rsgui.app.panels.browser import BrowserPanel
-from rsgui.app.state import AppState
+from rsgui.archive import Archive
 from rsgui.tiles import GeoRef, TileRecord
 
 
 @pytest.fixture
-def state(demo_archive):
-    s = AppState()
-    s.set_archive(*open_archive_job(demo_archive))
-    return s
-
-
-@pytest.fixture
-def browser(qtbot, state):
-    panel = BrowserPanel(state)
-    qtbot.addWidget(panel)
-    panel.resize(900, 700)
-    panel.show()
-    yield panel
-    panel.cache.shutdown()
+def browser(show, state):
+    return show(BrowserPanel(state), (900, 700))
 
 
 def test_grid_lists_every_tile_and_renders_thumbnails_lazily(qtbot, browser, state):
@@ -89,20 +76,16 @@ def test_double_click_makes_the_tile_the_query(qtbot, browser, state):
     )
 
 
-def test_report_lists_skipped_files(qtbot, tmp_path, write_tile):
+def test_report_lists_skipped_files(make_state, show, tmp_path, write_tile):
     root = tmp_path / "arch"
     for k in range(3):
         write_tile(root / "Forest" / f"Forest_{k}.tif")
     (root / "Forest" / "broken.tif").write_text("not a raster")
-    s = AppState()
-    s.set_archive(*open_archive_job(root))
-    panel = BrowserPanel(s)
-    qtbot.addWidget(panel)
+    panel = show(BrowserPanel(make_state(root)))
     assert panel.visible_count() == 3
     report = panel.report.toPlainText()
     assert "broken.tif" in report and "skipped" in report
     assert "1 skipped" in panel.side.tabText(1)
-    panel.cache.shutdown()
 
 
 class _BigArchive:
@@ -146,15 +129,11 @@ class _BigArchive:
         return None
 
 
-def test_grid_is_virtualised_at_27000_tiles(qtbot, demo_archive):
-    real, _ = open_archive_job(demo_archive)
-    big = _BigArchive(real)
-    s = AppState()
+def test_grid_is_virtualised_at_27000_tiles(qtbot, make_state, show, demo_archive):
+    big = _BigArchive(Archive.open(demo_archive))
+    s = make_state()
     s.archive = big  # no index scan for a fake archive
-    panel = BrowserPanel(s)
-    qtbot.addWidget(panel)
-    panel.resize(800, 600)
-    panel.show()
+    panel = show(BrowserPanel(s), (800, 600))
     panel._archive_changed()
     assert panel.visible_count() == 27_000
     qtbot.waitUntil(lambda: panel.cache.rendered_count > 0, timeout=10_000)
@@ -164,4 +143,3 @@ def test_grid_is_virtualised_at_27000_tiles(qtbot, demo_archive):
     # the view itself asks for the rows now on screen; the cache fills without our help
     qtbot.waitUntil(lambda: panel.cache.get(("a", 26_999)) is not None, timeout=10_000)
     assert big.reads < 800
-    panel.cache.shutdown()

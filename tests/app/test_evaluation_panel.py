@@ -2,40 +2,33 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from rsgui.app import jobs
+from rsgui.progress import drive
 
 
 @pytest.fixture(scope="module")
-def archive_with_indexes(demo_archive, tmp_path_factory):
+def archive_with_indexes(copy_archive):
     """A copy of the demo archive with two spectral indexes (16 and 32 bits) in its index folder."""
-    from rsgui.app.state import writable_index_dir
+    from rsgui.archive import Archive
+    from rsgui.index_store import writable_index_dir
+    from rsgui.services.indexing import index_job
 
-    root = tmp_path_factory.mktemp("eval") / "archive"
-    shutil.copytree(demo_archive, root)
+    root = copy_archive("eval")
     folder = writable_index_dir(root)
+    archive = Archive.open(root)
     for bits in (16, 32):
-        it = jobs.training_job(root, "spectral", folder / f"spectral-{bits}.npz", bits=bits)
-        jobs.run_to_end(it)
+        drive(index_job(archive, "spectral", folder / f"spectral-{bits}", bits=bits))
     return root
 
 
 @pytest.fixture
-def panel(qtbot, archive_with_indexes):
+def panel(make_state, show, archive_with_indexes):
     from rsgui.app.panels.evaluation import EvaluationPanel
-    from rsgui.app.state import AppState
-    from rsgui.archive import Archive
 
-    state = AppState()
-    state.set_archive(Archive.open(archive_with_indexes))
-    w = EvaluationPanel(state)
-    qtbot.addWidget(w)
-    w.show()
+    w = show(EvaluationPanel(make_state(archive_with_indexes, reference=False)))
     yield w
     w.shutdown()
 
@@ -62,8 +55,8 @@ def test_the_archive_indexes_are_listed_and_ticked(panel):
 
 @pytest.mark.parametrize("stems", [{"spectral-16"}, {"spectral-16", "spectral-32"}])
 def test_pr_curves_table_and_bars_match_the_evaluation(qtbot, panel, stems):
-    from rsgui.evaluation import evaluate
-    from rsgui.index import HashIndex
+    from rsgui.index_store import HashIndex
+    from rsgui.services.evaluation import evaluate
 
     tick(panel, stems)
     type_into(qtbot, panel.k_edit, "5, 30")

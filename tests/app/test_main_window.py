@@ -1,42 +1,18 @@
 """Main window: welcome page, opening an archive (dialog-free paths: recent list, drop), the demo
 in one click, shortcuts, settings that persist, missing panels as placeholders, errors shown and
-logged without closing, and the worker pattern (progress, result, cancel)."""
+logged without closing. The worker pattern itself is tested in tests/test_jobs.py."""
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QKeySequence
 from PySide6.QtWidgets import QLabel
 
 from rsgui.app import main_window as mw
-from rsgui.app.settings import Settings
-from rsgui.app.state import AppState
-from rsgui.app.workers import Cancelled, Progress, run_sync
-
-
-@pytest.fixture
-def settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("RSGUI_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("RSGUI_CACHE_DIR", str(tmp_path / "cache"))
-    return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-
-
-@pytest.fixture
-def window(qtbot, settings, monkeypatch):
-    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
-    w = mw.MainWindow(settings=settings)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.state.tasks.cancel_all()
-    w.state.tasks.wait_idle(10)
-    if w.cache is not None:
-        w.cache.shutdown()
 
 
 def test_first_launch_shows_the_welcome_page(window):
@@ -151,81 +127,6 @@ def test_uncaught_error_is_shown_and_logged_not_fatal(qtbot, window, tmp_path):
     assert "Traceback" in text and "tiles/x.tif: broken header" in text
 
 
-# --- the worker pattern ----------------------------------------------------------------------
-def slow_job(n, delay=0.01):
-    for i in range(n):
-        time.sleep(delay)
-        yield Progress(i + 1, n, "step")
-    return "done"
-
-
-def callback_job(n, progress=None, cancel=None):
-    for i in range(n):
-        if cancel():
-            raise Cancelled()
-        time.sleep(0.01)
-        progress(i + 1, n, "cb")
-    return n
-
-
-@pytest.mark.parametrize(("job", "expected"), [(slow_job, "done"), (callback_job, 10)])
-def test_worker_reports_progress_and_returns(qtbot, job, expected):
-    state = AppState()
-    seen, out = [], []
-    task = state.tasks.start(job, 10, name="t", on_progress=seen.append, on_returned=out.append)
-    assert state.tasks.wait_idle(10)
-    assert out == [expected] and task.result == expected
-    assert task.state == "done" and seen and seen[-1].done == 10 and seen[-1].total == 10
-
-
-@pytest.mark.parametrize("job", [slow_job, callback_job])
-def test_worker_cancel(qtbot, job):
-    state = AppState()
-    returned, cancelled = [], []
-    task = state.tasks.start(
-        job,
-        1000,
-        name="long",
-        on_returned=returned.append,
-        on_cancelled=lambda: cancelled.append(1),
-    )
-    qtbot.waitUntil(lambda: task.progress.done >= 2, timeout=5000)
-    task.cancel()
-    assert state.tasks.wait_idle(5)
-    assert task.state == "cancelled" and cancelled == [1] and returned == []
-    assert task.progress.done < 1000
-
-
-def test_exclusive_key_cancels_the_older_job(qtbot):
-    state = AppState()
-    first = state.tasks.start(slow_job, 1000, name="a", key="k")
-    qtbot.waitUntil(lambda: first.progress.done >= 1, timeout=5000)
-    second = state.tasks.start(slow_job, 3, name="b", key="k")
-    assert state.tasks.wait_idle(10)
-    assert first.state == "cancelled" and second.state == "done"
-
-
-def test_failed_job_is_a_notification(qtbot):
-    state = AppState()
-    notes = []
-    state.notified.connect(notes.append)
-
-    def bad():
-        raise OSError("archive/t.tif: permission denied")
-
-    task = state.tasks.start(bad, name="Read")
-    assert state.tasks.wait_idle(5)
-    assert task.state == "failed" and notes[-1].level == "error"
-    assert "Read failed: archive/t.tif: permission denied" == notes[-1].text
-
-
-def test_same_job_runs_headless():
-    seen = []
-    assert run_sync(slow_job, 3, 0.0, on_progress=seen.append) == "done"
-    assert [p.done for p in seen] == [1, 2, 3]
-    assert run_sync(callback_job, 2, cancel=lambda: False, on_progress=seen.append) == 2
-
-
 def test_device_menu_lists_devices_and_remembers_the_choice(window, settings, monkeypatch):
     from rsgui.app import devices
 
@@ -242,21 +143,17 @@ def test_device_menu_lists_devices_and_remembers_the_choice(window, settings, mo
     assert [a.isChecked() for a in window.device_menu.actions()] == [True, False]
 
 
-def test_screenshot_mode_saves_one_png_per_panel(qtbot, tmp_path, demo_archive, monkeypatch):
-    import shutil
-
+def test_screenshot_mode_saves_one_png_per_panel(
+    qtbot, data_dirs, copy_archive, tmp_path, monkeypatch
+):
     from PySide6.QtGui import QImage
 
     from rsgui.app.screenshot import run_screenshots
 
-    monkeypatch.setenv("RSGUI_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("RSGUI_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
     monkeypatch.setattr(
         mw, "EXTRA_PANELS", (("Evaluation", "rsgui.app.panels.evaluation_missing", "X"),)
     )
-    archive = tmp_path / "arch"
-    shutil.copytree(demo_archive, archive, ignore=shutil.ignore_patterns(".rsgui"))
+    archive = copy_archive("shot")
     out = tmp_path / "shots"
     assert run_screenshots(out, archive) == 0
     names = sorted(p.name for p in out.glob("*.png"))
@@ -288,7 +185,8 @@ def test_start_up_does_not_import_torch(tmp_path, demo_archive):
         f"s = Settings(QSettings({str(tmp_path / 's.ini')!r}, QSettings.Format.IniFormat))\n"
         "w = MainWindow(settings=s); w.show(); app.processEvents()\n"
         "shown = 'torch' in sys.modules\n"
-        f"w._archive_opened(open_archive_job({str(demo_archive)!r})); app.processEvents()\n"
+        "from rsgui.progress import drive\n"
+        f"w._archive_opened(drive(open_archive_job({str(demo_archive)!r}))); app.processEvents()\n"
         "print(shown, 'torch' in sys.modules)\n"
     )
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", RSGUI_DATA_DIR=str(tmp_path / "d"))

@@ -12,10 +12,12 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from rsgui.app.main_window import open_archive_job
-from rsgui.app.panels.query import QueryPanel, build_spectral_index_job
-from rsgui.app.state import AppState, TileRef, scan_indexes
+from rsgui.app.models import TileRef
+from rsgui.app.panels.query import QueryPanel
 from rsgui.app.thumbnails import TILE_MIME, tile_mime
+from rsgui.index_store import scan_indexes
+from rsgui.progress import drive
+from rsgui.services.indexing import spectral_index_job
 
 
 @pytest.fixture(scope="module")
@@ -25,26 +27,19 @@ def archive_dir(tmp_path_factory):
     from rsgui.demo import make_demo_archive
 
     root = make_demo_archive(tmp_path_factory.mktemp("q") / "arch", n_per_class=5)
-    build_spectral_index_job(Archive.open(root), 32)
+    drive(spectral_index_job(Archive.open(root), 32))
     return root
 
 
 @pytest.fixture
-def state(archive_dir):
-    s = AppState()
-    s.set_archive(*open_archive_job(archive_dir))
-    return s
+def state(make_state, archive_dir):
+    return make_state(archive_dir)
 
 
 @pytest.fixture
-def panel(qtbot, state):
-    p = QueryPanel(state)
-    qtbot.addWidget(p)
-    p.resize(900, 700)
-    p.show()
-    yield p
+def panel(show, state):
+    yield show(QueryPanel(state), (900, 700))
     state.tasks.wait_idle(10)
-    p.cache.shutdown()
 
 
 def drop(widget, mime: QMimeData) -> QDropEvent:
@@ -113,7 +108,7 @@ def test_export_csv_and_geojson(qtbot, panel, state, tmp_path):
     assert len(table) == 20
     assert [int(r["rank"]) for r in table] == list(range(1, 21))
     assert table[0]["path"] == rows[0].path and int(table[0]["distance"]) == rows[0].distance
-    assert table[0]["class"] == rows[0].label and float(table[0]["lat"]) != 0
+    assert table[0]["label"] == rows[0].label and float(table[0]["lat"]) != 0
     gj = json.loads(panel.export(tmp_path / "r.geojson").read_text())
     assert gj["type"] == "FeatureCollection" and len(gj["features"]) == 21
     query, first = gj["features"][0], gj["features"][1]
@@ -194,7 +189,7 @@ def test_outside_query_without_labels_has_no_precision(qtbot, panel, state, tmp_
 
 @pytest.mark.realdata
 def test_real_subset_read_only_archive_index_goes_to_the_user_cache(
-    qtbot, real_archive, tmp_path, monkeypatch
+    qtbot, make_state, show, real_archive, tmp_path, monkeypatch
 ):
     """The shared data folder is marked read-only: the index is written to the user cache, found
     there again, and a SeaLake query finds mostly SeaLake."""
@@ -205,13 +200,11 @@ def test_real_subset_read_only_archive_index_goes_to_the_user_cache(
     if real_archive.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
         pytest.skip("the real archive folder is writable here")
     before = set(os.listdir(real_archive))
-    s = AppState()
-    s.set_archive(*open_archive_job(real_archive))
-    path = build_spectral_index_job(s.archive, 64)
+    s = make_state(real_archive)
+    path = drive(spectral_index_job(s.archive, 64)).path
     assert str(path).startswith(str(tmp_path / "xdg")), path
     assert set(os.listdir(real_archive)) == before
-    p = QueryPanel(s)
-    qtbot.addWidget(p)
+    p = show(QueryPanel(s))
     s.refresh_indexes()
     assert s.index is not None and len(s.index) == len(s.archive)
     lake = next(i for i, r in enumerate(s.archive.records) if r.label == "SeaLake")
@@ -221,5 +214,3 @@ def test_real_subset_read_only_archive_index_goes_to_the_user_cache(
     same = sum(r.label == "SeaLake" for r in s.results.rows)
     assert same >= 6, [r.label for r in s.results.rows]
     assert f"precision@10 = {same / 10:.2f}" in p.summary.text()
-    s.tasks.wait_idle(10)
-    p.cache.shutdown()

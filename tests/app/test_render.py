@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rsgui.app.models import Composite, ReferenceSample
 from rsgui.app.render import (
     apply_stretch,
     band_limits,
@@ -19,8 +20,8 @@ from rsgui.app.render import (
     render_safe,
     stretch_limits,
 )
-from rsgui.app.state import Composite, ReferenceSample
-from rsgui.bands import COMPOSITES, EUROSAT_MS_ORDER, MissingBandsError
+from rsgui.bands import COMPOSITES, EUROSAT_MS_ORDER
+from rsgui.errors import MissingBandsError
 
 RAMP = np.arange(101, dtype=np.float32).reshape(1, 101)  # 0..100: percentiles are the values
 

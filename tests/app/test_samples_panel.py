@@ -12,30 +12,23 @@ torch.set_num_threads(1)
 
 from PySide6.QtCore import Qt  # noqa: E402
 
-from rsgui.app import jobs  # noqa: E402
-
-TINY = {"model": {"width": 0.125, "image_size": 16}}
+from rsgui.progress import drive  # noqa: E402
+from rsgui.services.training import train_job  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def gan(demo_archive, tmp_path_factory):
+def gan(demo_archive, tmp_path_factory, tiny_gan):
     out = tmp_path_factory.mktemp("samples") / "tiny-ms.safetensors"
-    it = jobs.training_job(demo_archive, "cdcgan", out, bands="ms10", steps=2, batch_size=8,
-                           options=TINY)  # fmt: skip
-    return jobs.run_to_end(it).path
+    job = train_job(demo_archive, "cdcgan", out, bands="ms10", steps=2, batch_size=8,
+                    device="cpu", **tiny_gan)  # fmt: skip
+    return drive(job).path
 
 
 @pytest.fixture
-def panel(qtbot, demo_archive):
+def panel(make_state, show, demo_archive):
     from rsgui.app.panels.samples import SamplesPanel
-    from rsgui.app.state import AppState
-    from rsgui.archive import Archive
 
-    state = AppState()
-    state.set_archive(Archive.open(demo_archive))
-    w = SamplesPanel(state)
-    qtbot.addWidget(w)
-    w.show()
+    w = show(SamplesPanel(make_state(demo_archive, reference=False)))
     yield w
     w.shutdown()
 
@@ -152,18 +145,16 @@ def test_a_bad_checkpoint_shows_an_error_not_a_crash(qtbot, panel, tmp_path, kin
     assert "checkpoint" in panel.error.text()
 
 
-def test_models_of_the_archive_folder_are_offered(qtbot, demo_archive, tmp_path, monkeypatch):
+def test_models_of_the_archive_folder_are_offered(
+    qtbot, make_state, demo_archive, tmp_path, monkeypatch, tiny_gan
+):
     from rsgui.app.panels import samples as samples_mod
     from rsgui.app.panels import training as training_mod
-    from rsgui.app.state import AppState
-    from rsgui.archive import Archive
 
-    it = jobs.training_job(demo_archive, "acgan", tmp_path / "a.safetensors", steps=1,
-                           batch_size=8, options=TINY)  # fmt: skip
-    jobs.run_to_end(it)
+    job = train_job(demo_archive, "acgan", tmp_path / "a.safetensors", steps=1, batch_size=8,
+                    device="cpu", **tiny_gan)  # fmt: skip
+    drive(job)
     monkeypatch.setattr(training_mod, "models_dir", lambda root: tmp_path)
-    state = AppState()
-    state.set_archive(Archive.open(demo_archive))
-    w = samples_mod.SamplesPanel(state)
+    w = samples_mod.SamplesPanel(make_state(demo_archive, reference=False))
     qtbot.addWidget(w)
     assert [w.model.itemText(i) for i in range(w.model.count())] == ["a.safetensors (acgan)"]

@@ -11,22 +11,16 @@ import time
 
 from PySide6.QtCore import QTimer
 
-from rsgui.app.main_window import open_archive_job
 from rsgui.app.panels.browser import BrowserPanel
-from rsgui.app.panels.query import build_spectral_index_job
-from rsgui.app.state import AppState
+from rsgui.services.indexing import spectral_index_job
 
 
-def test_event_loop_never_stalls_while_indexing(qtbot, tmp_path):
+def test_event_loop_never_stalls_while_indexing(qtbot, make_state, show, tmp_path):
     from rsgui.demo import make_demo_archive
 
     root = make_demo_archive(tmp_path / "arch", n_per_class=12)
-    state = AppState()
-    state.set_archive(*open_archive_job(root))
-    browser = BrowserPanel(state)
-    qtbot.addWidget(browser)
-    browser.resize(900, 700)
-    browser.show()
+    state = make_state(root)
+    browser = show(BrowserPanel(state), (900, 700))
 
     gaps: list[float] = []
     last = [time.perf_counter()]
@@ -46,14 +40,14 @@ def test_event_loop_never_stalls_while_indexing(qtbot, tmp_path):
     started = time.perf_counter()
     done = []
     task = state.tasks.start(
-        build_spectral_index_job, state.archive, 64, name="Build", on_returned=done.append
+        spectral_index_job, state.archive, 64, name="Build", on_returned=done.append
     )
     qtbot.waitUntil(lambda: not state.tasks.active, timeout=120_000)
     elapsed = time.perf_counter() - started
     timer.stop()
     browser.cache.shutdown()
 
-    assert task.state == "done" and done and done[0].is_file()
+    assert task.state == "done" and done and done[0].path.is_file()
     worst = max(gaps)
     print(
         f"\nindexing {len(state.archive)} tiles took {elapsed:.2f} s in a worker; "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -12,30 +11,20 @@ torch.set_num_threads(1)
 
 from PySide6.QtCore import Qt  # noqa: E402
 
-from rsgui.app import jobs  # noqa: E402
-
-TINY = {"model": {"width": 0.125, "image_size": 16}}
+from rsgui.encoders.registry import METHODS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def archive_copy(demo_archive, tmp_path_factory):
+def archive_copy(copy_archive):
     """A private copy: the panel writes models and indexes inside the archive."""
-    root = tmp_path_factory.mktemp("train") / "archive"
-    shutil.copytree(demo_archive, root)
-    return root
+    return copy_archive("train")
 
 
 @pytest.fixture
-def panel(qtbot, archive_copy, tmp_path):
+def panel(make_state, show, archive_copy):
     from rsgui.app.panels.training import TrainingPanel
-    from rsgui.app.state import AppState
-    from rsgui.archive import Archive
 
-    state = AppState()
-    state.set_archive(Archive.open(archive_copy))
-    w = TrainingPanel(state)
-    qtbot.addWidget(w)
-    w.show()
+    w = show(TrainingPanel(make_state(archive_copy, reference=False)))
     yield w
     w.shutdown()
 
@@ -46,7 +35,17 @@ def choose(combo, data) -> None:
     combo.setCurrentIndex(i)
 
 
-def set_run(qtbot, panel, method, out, steps, batch=8, bits=None):
+@pytest.fixture
+def set_run(qtbot, panel, tiny_gan):
+    """``set_run(method, out, steps, batch=8, bits=None)``: type a run into the panel."""
+
+    def run(method, out, steps, batch=8, bits=None):
+        _set_run(qtbot, panel, tiny_gan, method, out, steps, batch, bits)
+
+    return run
+
+
+def _set_run(qtbot, panel, tiny_gan, method, out, steps, batch, bits):
     choose(panel.method, method)
     panel.steps.clear()
     qtbot.keyClicks(panel.steps, str(steps))
@@ -56,17 +55,17 @@ def set_run(qtbot, panel, method, out, steps, batch=8, bits=None):
         choose(panel.bits, bits)
     panel.out.clear()
     qtbot.keyClicks(panel.out, str(out))
-    panel.extra_options = TINY if jobs.METHODS[method].family == "cgan" else {}
+    panel.extra_options = tiny_gan if METHODS[method].family == "cgan" else {}
 
 
 def loss_curves(panel):
     return {c.name(): c for c in panel.loss_plot.getPlotItem().listDataItems()}
 
 
-@pytest.mark.parametrize("method", list(jobs.METHODS))
+@pytest.mark.parametrize("method", list(METHODS))
 def test_method_choice_sets_the_options(panel, method):
     choose(panel.method, method)
-    spec = jobs.METHODS[method]
+    spec = METHODS[method]
     assert [panel.bands.itemData(i) for i in range(panel.bands.count())] == list(spec.band_sets)
     assert panel.bands.currentData() == spec.default_bands
     assert panel.bits.isEnabled() == spec.uses_bits
@@ -80,9 +79,9 @@ def test_devices_listed_cpu_included(panel):
     assert ids[-1] == "cpu"
 
 
-def test_tiny_run_draws_loss_curves_and_lists_checkpoint(qtbot, panel, tmp_path):
+def test_tiny_run_draws_loss_curves_and_lists_checkpoint(qtbot, panel, tmp_path, set_run):
     out = tmp_path / "models" / "g.safetensors"
-    set_run(qtbot, panel, "cdcgan", out, steps=3)
+    set_run("cdcgan", out, steps=3)
     qtbot.mouseClick(panel.start_btn, Qt.MouseButton.LeftButton)
     assert panel.running and not panel.start_btn.isEnabled() and panel.cancel_btn.isEnabled()
     assert panel.wait(60)
@@ -107,11 +106,11 @@ def test_tiny_run_draws_loss_curves_and_lists_checkpoint(qtbot, panel, tmp_path)
     assert "g.safetensors" in panel.loss_plot.getPlotItem().titleLabel.text
 
 
-def test_cancel_stops_the_worker_and_keeps_the_checkpoint(qtbot, panel, tmp_path):
+def test_cancel_stops_the_worker_and_keeps_the_checkpoint(qtbot, panel, tmp_path, set_run):
     from training.checkpoint import load_checkpoint
 
     out = tmp_path / "c.safetensors"
-    set_run(qtbot, panel, "cdcgan", out, steps=5000)
+    set_run("cdcgan", out, steps=5000)
     qtbot.mouseClick(panel.start_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel._last_step >= 2, timeout=60_000)
     qtbot.mouseClick(panel.cancel_btn, Qt.MouseButton.LeftButton)
@@ -122,8 +121,8 @@ def test_cancel_stops_the_worker_and_keeps_the_checkpoint(qtbot, panel, tmp_path
     assert panel.checkpoint_names() == ["c.safetensors"]
 
 
-def test_pause_holds_the_run_and_resume_continues(qtbot, panel, tmp_path):
-    set_run(qtbot, panel, "cdcgan", tmp_path / "p.safetensors", steps=5000)
+def test_pause_holds_the_run_and_resume_continues(qtbot, panel, tmp_path, set_run):
+    set_run("cdcgan", tmp_path / "p.safetensors", steps=5000)
     qtbot.mouseClick(panel.start_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel._last_step >= 1, timeout=60_000)
     qtbot.mouseClick(panel.pause_btn, Qt.MouseButton.LeftButton)
@@ -149,9 +148,9 @@ def test_spectral_method_writes_an_index_the_app_finds(qtbot, panel, archive_cop
     assert panel.result.path in [e.path for e in panel.state.indexes]
 
 
-def test_build_index_from_a_finished_model(qtbot, panel, tmp_path):
+def test_build_index_from_a_finished_model(qtbot, panel, tmp_path, set_run):
     out = tmp_path / "models" / "dh.safetensors"
-    set_run(qtbot, panel, "deephash", out, steps=2, batch=12, bits=16)
+    set_run("deephash", out, steps=2, batch=12, bits=16)
     choose(panel.bands, "ms10")
     qtbot.mouseClick(panel.start_btn, Qt.MouseButton.LeftButton)
     assert panel.wait(120)
@@ -165,9 +164,9 @@ def test_build_index_from_a_finished_model(qtbot, panel, tmp_path):
     assert entry and entry[0].method == "deephash" and entry[0].bits == 16
 
 
-def test_a_generator_model_cannot_be_indexed(qtbot, panel, tmp_path):
+def test_a_generator_model_cannot_be_indexed(qtbot, panel, tmp_path, set_run):
     out = tmp_path / "g2.safetensors"
-    set_run(qtbot, panel, "acgan", out, steps=1)
+    set_run("acgan", out, steps=1)
     qtbot.mouseClick(panel.start_btn, Qt.MouseButton.LeftButton)
     assert panel.wait(60)
     assert panel.select_checkpoint("g2.safetensors")
@@ -175,23 +174,22 @@ def test_a_generator_model_cannot_be_indexed(qtbot, panel, tmp_path):
     assert json.loads(out.with_suffix(".json").read_text())["method"] == "acgan"
 
 
-def test_failure_is_shown_in_the_panel(qtbot, panel, tmp_path):
+def test_failure_is_shown_in_the_panel(qtbot, panel, tmp_path, set_run):
     (tmp_path / "bad.safetensors").write_text("no")
     (tmp_path / "bad.json").write_text(
         json.dumps({"format": "rsgui-checkpoint", "method": "cdcgan"})
     )
-    set_run(qtbot, panel, "cdcgan", tmp_path / "bad.safetensors", steps=2)
+    set_run("cdcgan", tmp_path / "bad.safetensors", steps=2)
     panel.start(resume=tmp_path / "bad.safetensors")
     assert panel.wait(60)
     assert panel.error.isVisibleTo(panel) and "bad.safetensors" in panel.error.text()
     assert panel.start_btn.isEnabled()
 
 
-def test_without_an_archive_nothing_starts(qtbot):
+def test_without_an_archive_nothing_starts(qtbot, make_state):
     from rsgui.app.panels.training import TrainingPanel
-    from rsgui.app.state import AppState
 
-    w = TrainingPanel(AppState())
+    w = TrainingPanel(make_state())
     qtbot.addWidget(w)
     assert not w.start_btn.isEnabled() and "Open an archive" in w.hint.text()
     w.start()

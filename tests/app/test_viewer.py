@@ -6,25 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rsgui.app.main_window import open_archive_job
+from rsgui.app.models import TileRef
 from rsgui.app.panels.viewer import ViewerPanel
-from rsgui.app.state import AppState, TileRef
 from rsgui.bands import COMPOSITES
 
 
 @pytest.fixture
-def state(demo_archive):
-    s = AppState()
-    s.set_archive(*open_archive_job(demo_archive))
-    return s
-
-
-@pytest.fixture
-def viewer(qtbot, state):
-    v = ViewerPanel(state)
-    qtbot.addWidget(v)
-    v.resize(500, 800)
-    v.show()
+def viewer(show, state):
+    v = show(ViewerPanel(state), (500, 800))
     state.select_tile(state.tile_ref(5))
     return v
 
@@ -87,13 +76,11 @@ def test_pixel_readout_names_every_band(viewer, state):
     assert viewer.readout_at(500, 500) == "outside the tile"
 
 
-def test_bands_the_archive_lacks_are_disabled_not_errors(qtbot, tmp_path, write_tile):
+def test_bands_the_archive_lacks_are_disabled_not_errors(make_state, show, tmp_path, write_tile):
     root = tmp_path / "rgb"
     write_tile(root / "a.tif", bands=3, dtype="uint8")
-    s = AppState()
-    s.set_archive(*open_archive_job(root))
-    v = ViewerPanel(s)
-    qtbot.addWidget(v)
+    s = make_state(root)
+    v = show(ViewerPanel(s))
     s.select_tile(s.tile_ref(0))
     assert v.preset_enabled("True colour")
     for name in ("SWIR", "False-colour infrared", "Agriculture"):

@@ -1,2 +1,3 @@
 """Panels of the main window. Each is a QWidget built as ``Panel(state: AppState, parent=None)``
-that observes :class:`rsgui.app.state.AppState` and may offer ``screenshot_demo(self) -> None``."""
+that observes :class:`rsgui.app.state.AppState`; the screenshots drive them
+from :mod:`rsgui.app.screenshot`, so a panel holds no demo code."""

@@ -241,10 +241,6 @@ class BrowserPanel(QWidget):
     def details_text(self) -> str:
         return self.details.toPlainText()
 
-    def screenshot_demo(self) -> None:
-        if self.model.rowCount():
-            self.select_row(0)
-
 
 def _short_crs(crs: str | None) -> str:
     if not crs:

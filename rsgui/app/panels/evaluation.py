@@ -1,8 +1,9 @@
 """Evaluation panel: how well do the indexes of a labelled archive retrieve their own classes?
 
 Pick one or several indexes (checkable list), evaluate them in a worker (every tile a query,
-leave-one-out, :func:`rsgui.evaluation.evaluate`), and compare: precision-recall curves overlaid,
-MAP@k and P@N in a table, class-wise MAP as grouped horizontal bars (class names on the axis).
+leave-one-out, :func:`rsgui.services.evaluation.evaluation_job`), and compare: precision-recall
+curves overlaid, MAP@k and P@N in a table, class-wise MAP as grouped horizontal bars (class names
+on the axis).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rsgui.app import jobs
 from rsgui.app.panels.common import ErrorLabel, light_plot
-from rsgui.app.panels.training import JobRelay
+from rsgui.errors import Cancelled
+from rsgui.progress import Progress
+from rsgui.services.evaluation import EvalSummary, evaluation_job
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#17becf", "#7f7f7f", "#bcbd22")  # fmt: skip
@@ -56,18 +58,15 @@ def parse_ints(text: str, what: str) -> tuple[int, ...]:
 class EvaluationPanel(QWidget):
     """Checkable index list and settings on the left, the three views of the results right."""
 
-    evaluated = Signal(object)  # list[jobs.EvalSummary]
+    evaluated = Signal(object)  # list[EvalSummary]
 
     def __init__(self, state, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self._relay = JobRelay()
-        self.jobEvent = self._relay.event  # progress dicts from the worker thread
         self.task = None
-        self.results: list[jobs.EvalSummary] = []
+        self.results: list[EvalSummary] = []
         self._extra: list[Path] = []  # index files added by hand
         self._build()
-        self.jobEvent.connect(self._on_event)
         state.indexesChanged.connect(self.refresh_indexes)
         state.archiveChanged.connect(self._archive_changed)
         self._archive_changed()
@@ -249,30 +248,24 @@ class EvaluationPanel(QWidget):
         self.progress.setRange(0, 0)
         self.status.setText(f"Evaluating {len(paths)} index(es)…")
         self.task = self.state.tasks.start(
-            self._work, paths, ks, ns, name="Evaluate indexes", key="evaluation-panel",
-            on_returned=self._show, on_error=self._failed, on_cancelled=self._cancelled,
-            on_finished=self._ended,
+            evaluation_job, paths, ks, ns, name="Evaluate indexes", key="evaluation-panel",
+            on_progress=self._on_progress, on_returned=self._show, on_error=self._failed,
+            on_cancelled=self._cancelled, on_finished=self._ended,
         )  # fmt: skip
         self._update_buttons()
-
-    def _work(self, paths, ks, ns, progress=None, cancel=None):
-        it = jobs.evaluation_job(paths, ks, ns, cancel=cancel)
-        return jobs.run_to_end(it, self.jobEvent.emit, progress)
 
     def cancel(self) -> None:
         if self.task is not None:
             self.task.cancel()
 
-    def _on_event(self, p: dict) -> None:
-        if p.get("event") == "status":
-            self.status.setText(p.get("message", ""))
-        elif p.get("event") in ("progress", "prepare") and p.get("total"):
-            self.progress.setRange(0, int(p["total"]))
-            self.progress.setValue(int(p["step"]))
+    def _on_progress(self, p: Progress) -> None:
+        if p.note:
+            self.status.setText(p.note)
+        if p.total:
+            self.progress.setRange(0, int(p.total))
+            self.progress.setValue(int(p.done))
 
     def _failed(self, exc: BaseException) -> None:
-        from rsgui.indexing import Cancelled
-
         if isinstance(exc, Cancelled):
             self._cancelled()
             return
@@ -289,7 +282,7 @@ class EvaluationPanel(QWidget):
         self._update_buttons()
 
     # --- results -------------------------------------------------------------------------
-    def _show(self, results: list[jobs.EvalSummary]) -> None:
+    def _show(self, results: list[EvalSummary]) -> None:
         self.set_results(results)
         if results:
             e = results[0].evaluation
@@ -299,7 +292,7 @@ class EvaluationPanel(QWidget):
             )
         self.evaluated.emit(results)
 
-    def set_results(self, results: list[jobs.EvalSummary]) -> None:
+    def set_results(self, results: list[EvalSummary]) -> None:
         self.results = list(results)
         self._draw_pr()
         self._fill_table()
@@ -434,35 +427,6 @@ class EvaluationPanel(QWidget):
     def shutdown(self, timeout_s: float = 10.0) -> None:
         self.cancel()
         self.wait(timeout_s)
-
-    # --- screenshot ----------------------------------------------------------------------
-    def screenshot_demo(self) -> None:
-        """Index the open archive with the spectral method at two code lengths (when it has no
-        index yet) and compare them."""
-        archive = getattr(self.state, "archive", None)
-        if archive is None or not archive.classes:
-            return
-        for bits in (16, 64):  # two code lengths, so that the views compare something
-            if len(self.index_paths()) >= 2:
-                break
-            path = _demo_index(self.state, archive, bits)
-            if path not in self.index_paths():
-                self.add_index(path)
-        for p in self.index_paths()[:4]:
-            self.set_checked(p, True)
-        self.evaluate()
-        self.wait(60.0)
-
-
-def _demo_index(state, archive, bits: int) -> Path:
-    from rsgui.app.state import writable_index_dir
-
-    out = writable_index_dir(Path(archive.root)) / f"spectral-ms10-{bits}.npz"
-    if not out.is_file():
-        it = jobs.training_job(archive, "spectral", out, bands="ms10", bits=bits)
-        jobs.run_to_end(it)
-    state.refresh_indexes()
-    return out
 
 
 def _fmt(v: float | None) -> str:

@@ -1,18 +1,14 @@
 """Query panel: drop or pick a tile, choose an index, search, inspect and export the ranking.
 
-The jobs at the top of this module (build an index, search) are plain functions with progress and
-cancel callbacks: they run in a worker through :class:`rsgui.app.workers.TaskManager` and headless
-in tests.
+Building an index, searching and exporting are the services' (:mod:`rsgui.services.indexing`,
+:mod:`rsgui.services.search`); the panel runs them in a worker and shows what they return.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QModelIndex, QPoint, Qt
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QPixmap
@@ -32,7 +28,8 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import qdebounced
 
-from rsgui.app.state import AppState, ResultRow, SearchResults, TileRef, writable_index_dir
+from rsgui.app.models import TileRef
+from rsgui.app.state import AppState
 from rsgui.app.thumbnails import (
     IndexRole,
     PathRole,
@@ -44,218 +41,15 @@ from rsgui.app.thumbnails import (
     parse_tile_mime,
     read_raw_file,
 )
-from rsgui.atomic import atomic_write_text
+
+if TYPE_CHECKING:
+    from rsgui.services.indexing import IndexResult
+    from rsgui.services.search import SearchResults
 
 log = logging.getLogger(__name__)
 OPEN_INDEX = "__open__"
 GREEN = QColor("#2e7d32")
 RED = QColor("#c62828")
-
-
-# --- jobs (Qt-free) --------------------------------------------------------------------------
-def build_spectral_index_job(
-    archive, bits: int = 64, bands: str | None = None, progress=None, cancel=None
-) -> Path:
-    """Fit the training-free method on the archive, encode every tile, save the index beside the
-    archive (or in the user cache when it is read-only). Returns the index path."""
-    from rsgui.bands import MissingBandsError, resolve_band_set
-    from rsgui.indexing import build_index
-    from rsgui.spectral import SpectralEncoder
-
-    if bands is None:
-        try:
-            resolve_band_set("ms10", archive.band_names)
-            bands = "ms10"
-        except MissingBandsError:
-            bands = "all"
-
-    def fit_progress(done, total=None, note=""):
-        if progress:
-            progress(done, total, f"fitting: {note}" if note else "fitting")
-
-    encoder = SpectralEncoder.fit(
-        archive, bands=bands, bits=bits, progress=fit_progress, cancel=cancel
-    )
-    index = build_index(archive, encoder, progress=progress, cancel=cancel)
-    target = writable_index_dir(Path(archive.root)) / f"spectral-{bands}-{bits}"
-    return index.save(target)
-
-
-def _query_label(archive, index, ref: TileRef) -> str | None:
-    if archive is not None:
-        i = ref.archive_index if ref.archive_index is not None else archive.find(ref.path)
-        if i is not None:
-            return archive.records[i].label
-    parent = ref.path.parent.name
-    known = set(index.classes) | (set(archive.classes) if archive is not None else set())
-    return parent if parent in known else None
-
-
-def search_job(index, index_path, ref: TileRef, k: int, archive=None, encoder=None):
-    """Encode the query as the index's tiles were encoded and rank the index by distance.
-
-    Returns ``(SearchResults, encoder)`` (the encoder is cached by the panel). Raises
-    :class:`rsgui.archive.TileReadError` / :class:`rsgui.index.IndexMismatchError` with a message
-    naming the file and the problem when the query does not fit the index."""
-    from rsgui.bands import Normalisation
-    from rsgui.indexing import encode_query, encoder_for_index
-
-    t0 = time.perf_counter()
-    encoder = encoder or encoder_for_index(index)
-    meta = index.meta
-    query = str(ref.path)
-    same_norm = (
-        archive is not None
-        and meta.normalisation
-        and archive.normalisation == Normalisation.from_dict(meta.normalisation)
-    )
-    if (
-        ref.archive_index is not None
-        and same_norm
-        and all(b in archive.band_names for b in meta.band_names)
-    ):
-        query = archive.read([ref.archive_index], bands=list(meta.band_names))
-    codes = encode_query(index, query, encoder)
-    own = _own_position(index, ref)
-    idx, score = index.search(codes, min(len(index), k + (1 if own is not None else 0)))
-    q_label = _query_label(archive, index, ref)
-    same_archive = (
-        archive is not None and meta.archive_root and Path(meta.archive_root) == Path(archive.root)
-    )
-    root = (
-        Path(meta.archive_root) if meta.archive_root else (Path(archive.root) if archive else None)
-    )
-    rows: list[ResultRow] = []
-    for i, s in zip(idx[0].tolist(), score[0].tolist(), strict=True):
-        if i == own:
-            continue
-        if len(rows) >= k:
-            break
-        rel = index.paths[i]
-        label = index.labels[i]
-        dist = int(s) if meta.kind == "binary" else 1.0 - float(s)
-        aidx = archive.find(rel) if same_archive else None
-        path = str(root / rel) if root is not None and not Path(rel).is_absolute() else rel
-        correct = None if (q_label is None or label is None) else (label == q_label)
-        rows.append(ResultRow(len(rows) + 1, path, dist, label, aidx, correct))
-    results = SearchResults(
-        query=ref, query_label=q_label, index_path=index_path, method=meta.method, bits=meta.bits,
-        kind=meta.kind, rows=rows, elapsed_s=time.perf_counter() - t0,
-    )  # fmt: skip
-    return results, encoder
-
-
-def _own_position(index, ref: TileRef) -> int | None:
-    """Position of the query in the index when it is one of the indexed tiles (left out)."""
-    root = index.meta.archive_root
-    if not root:
-        return None
-    try:
-        rel = Path(ref.path).resolve().relative_to(Path(root)).as_posix()
-    except (ValueError, OSError):
-        return None
-    try:
-        return index.paths.index(rel)
-    except ValueError:
-        return None
-
-
-# --- export ---------------------------------------------------------------------------------
-def _georefs(results: SearchResults, archive) -> tuple[object | None, list[object | None]]:
-    def georef_of(path: str, aidx: int | None):
-        if archive is not None:
-            i = aidx if aidx is not None else archive.find(path)
-            if i is not None:
-                return archive.records[i].georef
-        try:
-            from rsgui.archive import read_tile_file
-
-            return read_tile_file(path, bands=[]).records[0].georef
-        except Exception:
-            return None
-
-    q = georef_of(str(results.query.path), results.query.archive_index)
-    return q, [georef_of(r.path, r.archive_index) for r in results.rows]
-
-
-def results_csv(results: SearchResults, archive=None, k: int | None = None) -> str:
-    """CSV text: rank, file, path, class, distance, correct, centre lon/lat."""
-    rows = results.rows[:k] if k else results.rows
-    _, geos = _georefs(results, archive)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["rank", "file", "path", "class", "distance", "correct", "lon", "lat"])
-    for r, g in zip(rows, geos, strict=False):
-        lon, lat = g.center_lonlat if g is not None and g.center_lonlat else ("", "")
-        correct = "" if r.correct is None else int(r.correct)
-        dist = r.distance if results.kind == "binary" else f"{r.distance:.6f}"
-        w.writerow([r.rank, Path(r.path).name, r.path, r.label or "", dist, correct, lon, lat])
-    return buf.getvalue()
-
-
-def results_geojson(results: SearchResults, archive=None, k: int | None = None) -> dict:
-    """GeoJSON FeatureCollection: tile footprints (lon/lat) with rank and distance; the query is
-    rank 0 with ``"role": "query"``."""
-    rows = results.rows[:k] if k else results.rows
-    qgeo, geos = _georefs(results, archive)
-
-    def geometry(g):
-        if g is None:
-            return None
-        if g.footprint_lonlat:
-            return {"type": "Polygon", "coordinates": [[list(p) for p in g.footprint_lonlat]]}
-        if g.center_lonlat:
-            return {"type": "Point", "coordinates": list(g.center_lonlat)}
-        return None
-
-    feats = [
-        {
-            "type": "Feature",
-            "geometry": geometry(qgeo),
-            "properties": {
-                "role": "query",
-                "rank": 0,
-                "distance": 0,
-                "file": results.query.name,
-                "path": str(results.query.path),
-                "class": results.query_label,
-            },
-        }  # fmt: skip
-    ]
-    for r, g in zip(rows, geos, strict=False):
-        feats.append(
-            {
-                "type": "Feature",
-                "geometry": geometry(g),
-                "properties": {
-                    "role": "result",
-                    "rank": r.rank,
-                    "distance": r.distance,
-                    "file": Path(r.path).name,
-                    "path": r.path,
-                    "class": r.label,
-                    "correct": r.correct,
-                },
-            }  # fmt: skip
-        )
-    return {
-        "type": "FeatureCollection",
-        "properties": {"method": results.method, "bits": results.bits, "k": len(rows)},
-        "features": feats,
-    }
-
-
-def export_results(
-    results: SearchResults, path: str | Path, archive=None, k: int | None = None
-) -> Path:
-    """Write CSV or GeoJSON (by suffix) atomically."""
-    path = Path(path)
-    if path.suffix.lower() in (".geojson", ".json"):
-        text = json.dumps(results_geojson(results, archive, k), indent=1)
-    else:
-        text = results_csv(results, archive, k)
-    atomic_write_text(path, text)
-    return path
 
 
 # --- widgets --------------------------------------------------------------------------------
@@ -552,7 +346,7 @@ class QueryPanel(QWidget):
             self.load_index(Path(data))
 
     def load_index(self, path: Path) -> bool:
-        from rsgui.index import HashIndex
+        from rsgui.index_store import HashIndex
 
         try:
             index = HashIndex.load(path)
@@ -593,8 +387,10 @@ class QueryPanel(QWidget):
         self.cancel_button.setVisible(True)
         self.build_button.setEnabled(False)
         self.show_message(f"Building a {bits}-bit spectral index of {len(archive)} tiles…")
+        from rsgui.services.indexing import spectral_index_job  # numpy & co. when first used
+
         self.build_task = self.state.tasks.start(
-            build_spectral_index_job, archive, bits, name="Build spectral index", key="build-index",
+            spectral_index_job, archive, bits, name="Build spectral index", key="build-index",
             on_progress=self._build_progress, on_returned=self._build_done,
             on_error=self._build_failed, on_cancelled=lambda: self.show_message("Index building cancelled."),
             on_finished=self._build_finished,
@@ -606,10 +402,10 @@ class QueryPanel(QWidget):
             self.progress.setValue(int(p.done))
         self.progress.setFormat(f"{p.note or 'working'} %p%")
 
-    def _build_done(self, path: Path) -> None:
+    def _build_done(self, result: IndexResult) -> None:
         self.state.refresh_indexes()
-        self.load_index(Path(path))
-        self.state.notify(f"Index saved: {path}")
+        self.load_index(Path(result.path))
+        self.state.notify(f"Index saved: {result.path}")
 
     def _build_failed(self, exc: BaseException) -> None:
         log.error("index build failed", exc_info=(type(exc), exc, exc.__traceback__))
@@ -649,15 +445,17 @@ class QueryPanel(QWidget):
             return
         self.show_message(f"Searching {len(index)} tiles with {ref.name}…")
         encoder = self.encoders.get(id(index))
+        from rsgui.services.search import search
+
         self.search_task = self.state.tasks.start(
-            search_job, index, self.state.index_path, ref, self.state.k, self.state.archive, encoder,
-            name="Search", key="search", on_returned=self._search_done, on_error=self._search_failed,
+            search, index, ref, self.state.k, archive=self.state.archive, encoder=encoder,
+            index_path=self.state.index_path, name="Search", key="search",
+            on_returned=self._search_done, on_error=self._search_failed,
         )  # fmt: skip
 
-    def _search_done(self, out) -> None:
-        results, encoder = out
+    def _search_done(self, results: SearchResults) -> None:
         if self.state.index is not None:
-            self.encoders[id(self.state.index)] = encoder
+            self.encoders[id(self.state.index)] = results.encoder
         self.state.set_results(results)
         self.show_message(
             f"{len(results.rows)} results in {results.elapsed_s * 1000:.0f} ms"
@@ -769,6 +567,8 @@ class QueryPanel(QWidget):
         res = self.state.results
         if res is None:
             return None
+        from rsgui.services.search import export_results
+
         try:
             out = export_results(res, path, self.state.archive)
         except OSError as exc:
@@ -776,9 +576,3 @@ class QueryPanel(QWidget):
             return None
         self.state.notify(f"Results exported: {out}")
         return out
-
-    def screenshot_demo(self) -> None:
-        archive = self.state.archive
-        if archive is not None and self.state.query is None and len(archive):
-            i = len(archive) // 3
-            self.state.set_query(self.state.tile_ref(i))

@@ -32,10 +32,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rsgui.app import jobs
 from rsgui.app.panels.common import ErrorLabel
-from rsgui.app.panels.training import JobRelay
 from rsgui.bands import COMPOSITES, INDICES
+from rsgui.progress import Progress
+from rsgui.services.generation import (
+    ModelInfo,
+    SampleSet,
+    generation_job,
+    interpolation_job,
+    read_model_info,
+    save_samples,
+)
+from rsgui.services.training import list_checkpoints
 
 ICON = 96
 PREVIEW = 240
@@ -74,19 +82,12 @@ class SamplesPanel(QWidget):
     def __init__(self, state, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self._relay = JobRelay()
-        self.jobEvent = self._relay.event  # progress dicts from the worker thread
         self.task = None
-        self.info: jobs.ModelInfo | None = None
-        self.samples: jobs.SampleSet | None = None
-        self.frames: jobs.SampleSet | None = None
+        self.info: ModelInfo | None = None
+        self.samples: SampleSet | None = None
+        self.frames: SampleSet | None = None
         self.saved: list[Path] = []
         self._build()
-        self.jobEvent.connect(
-            lambda p: (
-                self.status.setText(p.get("message", "")) if p.get("event") == "status" else None
-            )
-        )
         state.archiveChanged.connect(self.refresh_models)
         state.compositeChanged.connect(lambda _c: self._render_all())
         self.refresh_models()
@@ -211,7 +212,7 @@ class SamplesPanel(QWidget):
         self.model.blockSignals(True)
         self.model.clear()
         root = getattr(self.state, "archive_root", None)
-        for ck in jobs.list_checkpoints(models_dir(root)):
+        for ck in list_checkpoints(models_dir(root)):
             if ck.method in ("cdcgan", "acgan"):
                 self.model.addItem(f"{ck.path.name} ({ck.method})", str(ck.path))
         if current:
@@ -251,9 +252,9 @@ class SamplesPanel(QWidget):
         self.model_info.clear()
         self.clear_error()
         self.status.setText(f"Reading {Path(path).name}…")
-        self._start(jobs.read_model_info, (path,), self._model_loaded, "Read model")
+        self._start(read_model_info, (path,), self._model_loaded, "Read model")
 
-    def _model_loaded(self, info: jobs.ModelInfo) -> None:
+    def _model_loaded(self, info: ModelInfo) -> None:
         self.info = info
         self.class_combo.clear()
         self.class_combo.addItems(list(info.classes))
@@ -284,16 +285,13 @@ class SamplesPanel(QWidget):
             self.count.value(),
             self.seed.value(),
         )
-        self._start(self._run_generation, args, self._generated, "Generate samples")
+        self._start(generation_job, args, self._generated, "Generate samples")
 
     def new_samples(self) -> None:
         self.seed.setValue(random.randrange(0, 1_000_000))
         self.generate()
 
-    def _run_generation(self, path, class_name, n, seed, progress=None, cancel=None):
-        return jobs.run_to_end(jobs.generation_job(path, class_name, n, seed), self.jobEvent.emit)
-
-    def _generated(self, samples: jobs.SampleSet) -> None:
+    def _generated(self, samples: SampleSet) -> None:
         self.samples = samples
         self.saved = []
         self._fill_grid()
@@ -307,13 +305,9 @@ class SamplesPanel(QWidget):
         self.clear_error()
         args = (self.info.path, self.class_combo.currentText(), self.seed_a.value(),
                 self.seed_b.value(), self.n_frames.value())  # fmt: skip
-        self._start(self._run_interpolation, args, self._interpolated, "Interpolate")
+        self._start(interpolation_job, args, self._interpolated, "Interpolate")
 
-    def _run_interpolation(self, path, class_name, a, b, frames, progress=None, cancel=None):
-        it = jobs.interpolation_job(path, class_name, a, b, frames)
-        return jobs.run_to_end(it, self.jobEvent.emit)
-
-    def _interpolated(self, frames: jobs.SampleSet) -> None:
+    def _interpolated(self, frames: SampleSet) -> None:
         self.frames = frames
         self.slider.blockSignals(True)
         self.slider.setRange(0, len(frames) - 1)
@@ -326,7 +320,7 @@ class SamplesPanel(QWidget):
     # --- display -------------------------------------------------------------------------
     def composite(self):
         """The viewer's composite (stretch settings) with this panel's band choice."""
-        from rsgui.app.state import Composite
+        from rsgui.app.models import Composite
 
         base = getattr(self.state, "composite", None) or Composite()
         changes = self.view.currentData() or {}
@@ -374,7 +368,7 @@ class SamplesPanel(QWidget):
             f.pixels[i], f, f"{f.class_name} · seed {f.seeds[0]} → {f.seeds[-1]}, t = {t:.2f}"
         )
 
-    def _preview(self, tile, s: jobs.SampleSet, caption: str) -> None:
+    def _preview(self, tile, s: SampleSet, caption: str) -> None:
         pix = to_pixmap(self.render_tile(tile, s.band_names, s.normalisation))
         self.preview.setPixmap(pix.scaled(PREVIEW, PREVIEW, Qt.AspectRatioMode.KeepAspectRatio,
                                           Qt.TransformationMode.FastTransformation))  # fmt: skip
@@ -410,11 +404,7 @@ class SamplesPanel(QWidget):
         if self.samples is None:
             return
         self.clear_error()
-        self._start(self._run_save, (self.samples, Path(folder)), self._saved, "Save samples")
-
-    @staticmethod
-    def _run_save(samples, folder, progress=None, cancel=None):
-        return jobs.save_samples(samples, folder)
+        self._start(save_samples, (self.samples, Path(folder)), self._saved, "Save samples")
 
     def _saved(self, paths: list[Path]) -> None:
         self.saved = list(paths)
@@ -423,12 +413,17 @@ class SamplesPanel(QWidget):
         self.state.notify(f"Saved {len(paths)} generated tiles in {where}", "info", str(where))
 
     # --- plumbing ------------------------------------------------------------------------
-    def _start(self, func, args, on_done, name: str) -> None:
+    def _start(self, job, args, on_done, name: str) -> None:
+        """Run ``job(*args)`` in a worker (one at a time: a new one replaces the running one)."""
         self.task = self.state.tasks.start(
-            func, *args, name=name, key="samples-panel", on_returned=on_done,
-            on_error=self._failed, on_finished=self._ended,
+            job, *args, name=name, key="samples-panel", on_progress=self._on_progress,
+            on_returned=on_done, on_error=self._failed, on_finished=self._ended,
         )  # fmt: skip
         self._update_buttons()
+
+    def _on_progress(self, p: Progress) -> None:
+        if p.note:
+            self.status.setText(p.note)
 
     def _failed(self, exc: BaseException) -> None:
         self.show_error(str(exc))
@@ -458,31 +453,3 @@ class SamplesPanel(QWidget):
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         self.wait(timeout_s)
-
-    # --- screenshot ----------------------------------------------------------------------
-    def screenshot_demo(self) -> None:
-        """Samples from a conditional GAN of the archive's model folder, or a tiny one trained
-        here in a few seconds on the open archive (it is not meant to look real)."""
-        model = self.model.itemData(0) if self.model.count() else None
-        archive = getattr(self.state, "archive", None)
-        if model is None:
-            if archive is None or not archive.classes:
-                return
-            from rsgui.app.panels.training import models_dir, one_torch_thread
-
-            out = models_dir(Path(archive.root)) / "cdcgan-rgb.safetensors"
-            tiny = {"model": {"width": 0.125, "image_size": 32}}  # seconds on a CPU
-            it = jobs.training_job(archive, "cdcgan", out, bands="rgb", steps=80, batch_size=8,
-                                   options=tiny)  # fmt: skip
-            with one_torch_thread():
-                model = jobs.run_to_end(it).path
-            self.refresh_models()
-        self.load_model(model)
-        self.wait()
-        self.count.setValue(16)
-        self.generate()
-        self.wait()
-        self.seed_b.setValue(7)
-        self.interpolate()
-        self.wait()
-        self.slider.setValue(self.slider.maximum() // 2)

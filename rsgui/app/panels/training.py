@@ -1,21 +1,20 @@
 """Training panel: choose a method and its settings, run it in a worker, watch it learn.
 
-The run itself is :func:`rsgui.app.jobs.training_job`, a plain generator; here it is driven in a
-worker thread, and its progress dicts come back through a queued signal. Pause makes the job wait
-between two steps; cancel makes it stop after the current step and write its checkpoint, so a
-cancelled run can be resumed or indexed.
+The run itself is :func:`rsgui.services.training.train_job`, a plain generator yielding
+:class:`~rsgui.progress.Progress` (stage ``train``: one per step, the losses and ``"map"`` in
+``values``; other stages: reading tiles, features, similarity, encoding). A superqt worker runs
+it: pause holds it between two steps, cancel closes it after the current step, and the trainer
+writes its checkpoint as it stops, so a cancelled run can be resumed or indexed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import threading
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -36,9 +35,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rsgui.app import jobs
 from rsgui.app.devices import list_devices
 from rsgui.app.panels.common import ErrorLabel, light_plot
+from rsgui.encoders.registry import METHODS, MethodSpec
+from rsgui.progress import Progress
+from rsgui.services.training import (
+    CheckpointInfo,
+    TrainingResult,
+    list_checkpoints,
+    output_path,
+    train_job,
+)
 
 BITS = (16, 32, 48, 64, 128)
 CURVE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
@@ -61,48 +68,25 @@ def models_dir(archive_root: Path | None) -> Path:
         from rsgui.app.settings import user_data_dir
 
         return user_data_dir() / "models"
-    from rsgui.app.state import writable_index_dir
+    from rsgui.index_store import writable_index_dir
 
     return writable_index_dir(Path(archive_root)).parent / "models"
-
-
-@contextlib.contextmanager
-def one_torch_thread():
-    """Run tiny demo networks on one CPU thread (restored afterwards)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-class JobRelay(QObject):
-    """Carries a job's progress dicts from its worker thread to a panel (queued signal).
-
-    It has no parent, so it outlives a panel deleted while its job still runs: the late events
-    then go nowhere instead of into a deleted object."""
-
-    event = Signal(object)
 
 
 class TrainingPanel(QWidget):
     """Settings, controls, live curves and the checkpoints of the run's folder."""
 
-    runFinished = Signal(object)  # jobs.TrainingResult
+    runFinished = Signal(object)  # TrainingResult
 
     def __init__(self, state, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self._relay = JobRelay()
-        self.jobEvent = self._relay.event  # progress dicts from the worker thread
         self.task = None
         self.index_task = None
-        self.result: jobs.TrainingResult | None = None
-        self._cancel = threading.Event()
-        self._pause = threading.Event()
+        self.result: TrainingResult | None = None
+        self._run: tuple[MethodSpec, Path] | None = None  # what the running job writes
+        self._pausing = False
+        self._stopping = False
         self._series: dict[str, tuple[list[float], list[float]]] = {}
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._map_points: tuple[list[float], list[float]] = ([], [])
@@ -111,7 +95,6 @@ class TrainingPanel(QWidget):
         self._out_edited = False
         self.extra_options: dict = {}  # method extras a script or the demo may add
         self._build()
-        self.jobEvent.connect(self._on_event)
         self._redraw_timer = QTimer(self, interval=200)
         self._redraw_timer.timeout.connect(self._redraw)
         self._ckpt_timer = QTimer(self, interval=2000)
@@ -127,7 +110,7 @@ class TrainingPanel(QWidget):
     # --- layout --------------------------------------------------------------------------
     def _build(self) -> None:
         self.method = QComboBox()
-        for spec in jobs.METHODS.values():
+        for spec in METHODS.values():
             self.method.addItem(spec.label, spec.key)
         self.bands = QComboBox()
         self.bits = QComboBox()
@@ -262,8 +245,8 @@ class TrainingPanel(QWidget):
 
     # --- settings ------------------------------------------------------------------------
     @property
-    def spec(self) -> jobs.MethodSpec:
-        return jobs.METHODS[self.method.currentData()]
+    def spec(self) -> MethodSpec:
+        return METHODS[self.method.currentData()]
 
     def _method_changed(self) -> None:
         spec = self.spec
@@ -299,7 +282,7 @@ class TrainingPanel(QWidget):
     def _index_dir(self, root: Path | None) -> Path:
         if root is None:
             return models_dir(None)
-        from rsgui.app.state import writable_index_dir
+        from rsgui.index_store import writable_index_dir
 
         return writable_index_dir(root)
 
@@ -370,54 +353,61 @@ class TrainingPanel(QWidget):
             return
         self.clear_error()
         self._reset_curves()
-        self._cancel.clear()
-        self._pause.clear()
+        self._pausing = self._stopping = False
+        self._last_step = 0
         self.result = None
         self.rate.setText(f"Starting {spec.label}…")
         self.progress.setRange(0, 0)
-        archive = self.state.archive
+        opts = dict(s["options"])
+        # ``resume or None``: the Start button's clicked(bool) passes False
+        job = train_job(
+            self.state.archive, s["method"], s["out"], bands=s["bands"], bits=s["bits"],
+            steps=s["steps"], preset=s["preset"], device=s["device"], batch_size=s["batch_size"],
+            resume=resume or None, augment=opts.get("augment") or None,
+            n_generated=opts.get("n_generated"), variant=opts.get("variant"),
+            model=opts.get("model"),
+        )  # fmt: skip
+        out = Path(s["out"]) if spec.family == "spectral" else output_path(s["out"])
+        self._run = (spec, out)
         self._ckpt_timer.start()
         self._redraw_timer.start()
         self.task = self.state.tasks.start(
-            self._work, archive, s, str(resume) if resume else None,
-            name=f"Training {spec.label}", on_returned=self._finished,
-            on_error=self._failed, on_finished=self._ended,
+            job, name=f"Training {spec.label}", on_progress=self._on_progress,
+            on_returned=self._finished, on_error=self._failed, on_cancelled=self._cancelled,
+            on_paused=self._paused, on_resumed=self._resumed, on_finished=self._ended,
         )  # fmt: skip
         self._set_running(True)
 
-    def _work(self, archive, s: dict, resume, progress=None, cancel=None):
-        """Worker thread: drive the job to its end, whatever asked it to stop."""
-        import torch
-
-        torch.set_num_threads(max(1, torch.get_num_threads()))
-        stop = (lambda: self._cancel.is_set() or cancel()) if cancel else self._cancel.is_set
-        it = jobs.training_job(archive, resume=resume, cancel=stop, pause=self._pause.is_set, **s)
-        return jobs.run_to_end(it, self.jobEvent.emit, progress)
-
     def toggle_pause(self) -> None:
-        if not self.running:
+        """Hold the run after the current step (the worker waits), or let it go on."""
+        if not self.running or self._stopping:
             return
-        if self._pause.is_set():
-            self._pause.clear()
+        if self._pausing:
+            self._pausing = False
+            self.task.resume()
             self.pause_btn.setText("Pause")
             self.rate.setText("Resuming…")
         else:
-            self._pause.set()
+            self._pausing = True
+            self.task.pause()
             self.pause_btn.setText("Resume")
             self.rate.setText("Pausing after this step…")
 
     @property
     def paused(self) -> bool:
-        return self._pause.is_set()
+        """Pause asked for (the run holds at its next step)."""
+        return self._pausing
 
     def cancel(self) -> None:
         """Stop after the current step; the job writes its checkpoint before it ends."""
         if not self.running:
             return
-        self._cancel.set()
-        self._pause.clear()
+        self._stopping = True
+        self._pausing = False
+        self.task.cancel()
         self.rate.setText("Stopping after this step, saving the checkpoint…")
         self.cancel_btn.setEnabled(False)
+        self.pause_btn.setEnabled(False)
 
     def resume_selected(self) -> None:
         ck = self.selected_checkpoint()
@@ -432,24 +422,28 @@ class TrainingPanel(QWidget):
         self.start(resume=ck.path)
 
     # --- events from the job -------------------------------------------------------------
-    def _on_event(self, p: dict) -> None:
-        kind = p.get("event")
-        if kind == "status":
-            self.rate.setText(p.get("message", ""))
-        elif kind == "paused":
-            self.rate.setText(f"Paused at step {p.get('step', 0)} — Resume to continue")
-        elif kind == "resumed":
-            self.rate.setText(f"Resumed at step {p.get('step', 0)}")
-        elif kind == "progress":
+    def _on_progress(self, p: Progress) -> None:
+        if p.stage == "train":
             self._progress(p)
-        elif kind == "prepare" and p.get("total"):  # reading tiles, features, fitting, encoding
-            step, total = int(p["step"]), int(p["total"])
+        elif p.total:  # reading tiles, features, similarity, fitting, encoding
+            step, total = int(p.done), int(p.total)
             self.progress.setRange(0, total)
             self.progress.setValue(min(step, total))
-            self.progress.setFormat(f"{p.get('message') or 'preparing'}: {step} / {total}")
+            what = p.note or p.stage or "preparing"
+            eta = f" · ETA {format_eta(p.eta_s)}" if p.eta_s is not None else ""
+            self.progress.setFormat(f"{what}: {step} / {total}{eta}")
+        elif p.note and not (self._pausing or self._stopping):
+            self.rate.setText(p.note)
 
-    def _progress(self, p: dict) -> None:
-        step, total = int(p.get("step", 0)), int(p.get("total") or 0)
+    def _paused(self) -> None:
+        self.rate.setText(f"Paused at step {self._last_step} — Resume to continue")
+
+    def _resumed(self) -> None:
+        self.rate.setText(f"Resumed at step {self._last_step}")
+
+    def _progress(self, p: Progress) -> None:
+        """One training step: bar, rate, ETA and the points of the curves."""
+        step, total = int(p.done), int(p.total or 0)
         self._last_step = step
         if total > 0:
             if self.progress.maximum() != total:
@@ -457,18 +451,20 @@ class TrainingPanel(QWidget):
             self.progress.setRange(0, total)
             self.progress.setValue(min(step, total))
             self.progress.setFormat(f"step {step} / {total}  (%p%)")
-        ips, eta = p.get("images_per_s", math.nan), p.get("eta_s", math.nan)
-        if not self._pause.is_set() and not self._cancel.is_set():
+        ips = p.rate if p.rate is not None else math.nan
+        eta = p.eta_s if p.eta_s is not None else math.nan
+        if not (self._pausing or self._stopping):
             rate = f"{ips:.1f} images/s" if math.isfinite(ips) and ips > 0 else "– images/s"
             self.rate.setText(f"{rate} · ETA {format_eta(eta)}")
-        for name, value in p.get("losses", {}).items():
+        for name, value in p.values.items():
+            if name == "map":
+                self._map_points[0].append(step)
+                self._map_points[1].append(float(value))
+                continue
             xs, ys = self._series.setdefault(name, ([], []))
             if math.isfinite(value):
                 xs.append(step)
-                ys.append(value)
-        if p.get("map") is not None:
-            self._map_points[0].append(step)
-            self._map_points[1].append(float(p["map"]))
+                ys.append(float(value))
         self._dirty = True
 
     def _redraw(self) -> None:
@@ -502,31 +498,40 @@ class TrainingPanel(QWidget):
         self.loss_plot.setTitle("Training losses")
         self._dirty = False
 
-    def _finished(self, result) -> None:
+    def _finished(self, result: TrainingResult) -> None:
         self.result = result
-        if result is None:
-            return
-        name = Path(result.path).name
-        if result.cancelled and not Path(result.path).is_file():
-            self.rate.setText(f"Cancelled at step {self._last_step}, before the first checkpoint")
-        elif result.cancelled:
-            self.rate.setText(f"Cancelled at step {self._last_step}; kept {name}")
-        else:
-            self.rate.setText(f"Finished: {name}")
-        if result.is_index and not result.cancelled:
+        self.rate.setText(f"Finished: {Path(result.path).name}")
+        if result.is_index:
             self.state.notify(f"Index written: {result.path}", "info", result.path)
             self.state.refresh_indexes()
         self.runFinished.emit(result)
 
-    def _failed(self, exc: BaseException) -> None:
-        if type(exc).__name__ in ("Cancelled", "TrainingCancelled"):
-            self.rate.setText("Cancelled; nothing was written")
+    def _cancelled(self) -> None:
+        """The job was closed; a trainer has written the checkpoint of the steps it did."""
+        if self._run is None:
             return
+        spec, out = self._run
+        self.result = TrainingResult(spec.key, out, is_index=spec.family == "spectral",
+                                     cancelled=True, step=self._last_step)  # fmt: skip
+        if spec.family == "spectral" or not out.is_file():
+            what = (
+                "nothing was written"
+                if spec.family == "spectral"
+                else "before the first checkpoint"
+            )
+            self.rate.setText(f"Cancelled at step {self._last_step}, {what}")
+        else:
+            self.rate.setText(f"Cancelled at step {self._last_step}; kept {out.name}")
+        self.runFinished.emit(self.result)
+
+    def _failed(self, exc: BaseException) -> None:
         self.show_error(f"Training stopped: {exc}")
         self.state.notify(f"Training failed: {exc}", "error")
 
     def _ended(self) -> None:
         self.task = None
+        self._run = None
+        self._pausing = self._stopping = False
         self._ckpt_timer.stop()
         self._redraw_timer.stop()
         self._dirty = True
@@ -545,13 +550,13 @@ class TrainingPanel(QWidget):
     def refresh_checkpoints(self) -> None:
         folder = self.output_folder()
         selected = self.selected_checkpoint()
-        self._checkpoints = jobs.list_checkpoints(folder) if folder is not None else []
+        self._checkpoints = list_checkpoints(folder) if folder is not None else []
         self.checkpoints.setRowCount(len(self._checkpoints))
         for row, ck in enumerate(self._checkpoints):
             step = "" if ck.step is None else (
                 f"{ck.step} / {ck.total}" if ck.total else str(ck.step)
             )  # fmt: skip
-            label = jobs.METHODS[ck.method].label if ck.method in jobs.METHODS else ck.method
+            label = METHODS[ck.method].label if ck.method in METHODS else ck.method
             for col, text in enumerate((ck.path.name, label, step)):
                 item = QTableWidgetItem(text)
                 item.setToolTip(str(ck.path))
@@ -600,7 +605,7 @@ class TrainingPanel(QWidget):
     def checkpoint_names(self) -> list[str]:
         return [ck.path.name for ck in getattr(self, "_checkpoints", [])]
 
-    def selected_checkpoint(self) -> jobs.CheckpointInfo | None:
+    def selected_checkpoint(self) -> CheckpointInfo | None:
         rows = {i.row() for i in self.checkpoints.selectedIndexes()}
         cks = getattr(self, "_checkpoints", [])
         if len(rows) != 1:
@@ -621,7 +626,7 @@ class TrainingPanel(QWidget):
         root = self._archive_root()
         if ck is None or root is None:
             return
-        spec = jobs.METHODS.get(ck.method)
+        spec = METHODS.get(ck.method)
         if spec is None or not spec.retrieval:
             self.show_error(f"{ck.path.name}: a {ck.method} model makes samples, not codes; "
                             "use it in the samples panel.")  # fmt: skip
@@ -630,17 +635,15 @@ class TrainingPanel(QWidget):
         self.clear_error()
         self.index_btn.setEnabled(False)
         self.rate.setText(f"Indexing {root.name} with {ck.path.name}…")
+        from rsgui.services.indexing import index_job
+
         self.index_task = self.state.tasks.start(
-            self._index_work, self.state.archive, ck.path, out, name="Build index",
-            on_returned=self._indexed, on_error=self._index_failed,
-            on_finished=self._index_ended,
+            index_job, self.state.archive, ck.method, out, model=ck.path, name="Build index",
+            on_progress=self._on_progress, on_returned=self._indexed,
+            on_error=self._index_failed, on_finished=self._index_ended,
         )  # fmt: skip
 
-    def _index_work(self, archive, model, out, progress=None, cancel=None):
-        return jobs.run_to_end(jobs.index_job(archive, model, out, cancel=cancel),
-                               self.jobEvent.emit, progress)  # fmt: skip
-
-    def _indexed(self, result: jobs.IndexResult) -> None:
+    def _indexed(self, result) -> None:  # a rsgui.services.indexing.IndexResult
         self.rate.setText(f"Index written: {result.path.name} ({result.n_tiles} tiles)")
         self.state.notify(f"Index written: {result.path}", "info", result.path)
         self.state.refresh_indexes()
@@ -675,7 +678,7 @@ class TrainingPanel(QWidget):
         has_archive = self._archive_root() is not None
         self.start_btn.setEnabled(has_archive and not self.running)
         ck = self.selected_checkpoint()
-        spec = jobs.METHODS.get(ck.method) if ck is not None else None
+        spec = METHODS.get(ck.method) if ck is not None else None
         idle = not self.running and self.index_task is None
         self.index_btn.setEnabled(bool(has_archive and spec and spec.retrieval and idle))
         self.resume_btn.setEnabled(
@@ -710,23 +713,3 @@ class TrainingPanel(QWidget):
         if self.index_task is not None:
             self.index_task.cancel()
         self.wait(timeout_s)
-
-    # --- screenshot ----------------------------------------------------------------------
-    def screenshot_demo(self) -> None:
-        """A short real run on the open archive: a tiny conditional GAN, curves and checkpoint."""
-        if self._archive_root() is None:
-            return
-        self.method.setCurrentIndex(self.method.findData("cdcgan"))
-        self.steps.setValue(80)
-        self.batch.setValue(8)
-        self.device.setCurrentIndex(self.device.findData("cpu"))
-        self.extra_options = {"model": {"width": 0.125, "image_size": 32}}  # seconds on a CPU
-        with one_torch_thread():  # a tiny network: more threads only add contention
-            try:
-                self.start()
-                self.wait(90.0)
-            finally:
-                self.extra_options = {}
-        self._redraw()
-        if self.checkpoint_names():
-            self.checkpoints.selectRow(0)

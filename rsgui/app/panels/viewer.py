@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import qdebounced, qthrottled
 
+from rsgui.app.models import SCOPES, STRETCHES, Composite, TileRef
 from rsgui.app.render import (
     COLORMAPS,
     INDEX_COLORMAPS,
@@ -37,7 +38,7 @@ from rsgui.app.render import (
     required_bands,
     spectral_index,
 )
-from rsgui.app.state import SCOPES, STRETCHES, AppState, Composite, TileRef
+from rsgui.app.state import AppState
 from rsgui.bands import COMPOSITES, INDICES, S2_BANDS
 
 log = logging.getLogger(__name__)
@@ -501,10 +502,6 @@ class ViewerPanel(QWidget):
                 extra += f"  {name} {(values[a] - values[b]) / (values[a] + values[b]):+.3f}"
         del c
         return f"x {col}, y {row}:  " + "  ".join(parts) + extra
-
-    def screenshot_demo(self) -> None:
-        if self.ref is None and self.state.archive is not None and len(self.state.archive):
-            self.state.select_tile(self.state.tile_ref(0))
 
 
 def _spin(lo: float, hi: float, step: float, suffix: str) -> QDoubleSpinBox:

@@ -1,7 +1,8 @@
-"""Encoders from uahm / dhnn-ms / gan-rgb / gan-ms checkpoints (the Encoder protocol).
+"""Encoders from UAHM-family checkpoints (uahm, dhnn-ms, gan-rgb, gan-ms): the Encoder protocol.
 
-uahm and dhnn-ms give binary codes: the tanh hash head, whose sign the index keeps. gan-rgb and
-gan-ms give float features (the discriminator's last-but-one layer), ranked by cosine.
+Binary methods give the tanh hash head, whose sign the index keeps; the others give float
+features (the discriminator's last-but-one layer), ranked by cosine. torch is imported when a
+model is loaded, never with this module.
 """
 
 from __future__ import annotations
@@ -10,18 +11,18 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from rsgui.bands import Normalisation
-from rsgui.encoders import ModelFileError
-from training.uahm import to_model_range
+from rsgui.encoders.registry import METHODS
+from rsgui.errors import ModelFileError
 
 
 class UAHMEncoder:
     """Discriminator of a trained model as a tile encoder (CPU by default)."""
 
-    def __init__(self, path: Path, cfg, d, meta: dict, device: str | torch.device = "cpu"):
+    def __init__(self, path: Path, cfg, d, meta: dict, device="cpu"):
+        import torch
+
         self.path = Path(path)
         self.cfg = cfg
         self.d = d
@@ -33,9 +34,13 @@ class UAHMEncoder:
         self.kind = "binary" if cfg.binary else "float"
         self.normalisation = Normalisation.from_dict(meta["normalisation"])
 
-    @torch.no_grad()
     def encode(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """(N, C, H, W) float32 normalised tiles, bands in ``band_names`` order -> (N, bits)."""
+        import torch
+        import torch.nn.functional as F
+
+        from training.uahm import to_model_range
+
         pixels = np.asarray(pixels, dtype=np.float32)
         if pixels.ndim != 4 or pixels.shape[1] != len(self.band_names):
             raise ValueError(
@@ -44,11 +49,12 @@ class UAHMEncoder:
             )
         size = self.cfg.image_size
         out = []
-        for s in range(0, len(pixels), batch_size):
-            x = torch.from_numpy(pixels[s : s + batch_size]).to(self.device)
-            if tuple(x.shape[-2:]) != (size, size):  # other tile sizes: resample to the model's
-                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-            out.append(self.d(to_model_range(x))[1].float().cpu())
+        with torch.no_grad():
+            for s in range(0, len(pixels), batch_size):
+                x = torch.from_numpy(pixels[s : s + batch_size]).to(self.device)
+                if tuple(x.shape[-2:]) != (size, size):  # other tile sizes: resample
+                    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+                out.append(self.d(to_model_range(x))[1].float().cpu())
         if not out:
             return np.zeros((0, self.bits), np.float32)
         return torch.cat(out).numpy().astype(np.float32)
@@ -79,12 +85,25 @@ class UAHMEncoder:
         }
 
 
-def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> UAHMEncoder:
+def config_defaults(path: str | os.PathLike) -> dict:
+    """The registry's config of the checkpoint's method: what a checkpoint written before its
+    config carried the method's flags lacks."""
+    import json
+
+    try:
+        method = json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))["method"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}  # the loader names the problem
+    spec = METHODS.get(method)
+    return dict(spec.config) if spec is not None and spec.family == "uahm" else {}
+
+
+def load_encoder(path: str | os.PathLike, device="cpu") -> UAHMEncoder:
     """Encoder of a checkpoint; :class:`ModelFileError` naming the file if it is not usable."""
     from training.train_uahm import load_networks
 
     path = Path(path)
-    cfg, _, d, meta = load_networks(path, device=device)
+    cfg, _, d, meta = load_networks(path, device=device, defaults=config_defaults(path))
     for key in ("band_names", "normalisation"):
         if key not in meta:
             raise ModelFileError(f"{path}: settings lack {key!r}")

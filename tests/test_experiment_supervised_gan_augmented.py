@@ -9,29 +9,29 @@ import numpy as np
 import pytest
 import torch
 
-from rsgui.experiments import ch4
+from rsgui.experiments import supervised_gan_augmented as experiment
 
 torch.set_num_threads(1)
 
 
 def test_split_and_scaling():
     labels = np.repeat(np.arange(3), [30, 27, 33])
-    test, train = ch4.split(labels, 9, seed=0)
+    test, train = experiment.split(labels, 9, seed=0)
     assert len(test) == 27 and len(np.intersect1d(test, train)) == 0
     assert len(test) + len(train) == len(labels)
     assert [int((labels[test] == c).sum()) for c in range(3)] == [9, 9, 9]
-    assert ch4.test_per_class([2700, 3000]) == 100
-    assert ch4.test_per_class([33, 27, 30]) == 9
-    assert ch4.test_per_class([3, 4]) == 1
+    assert experiment.test_per_class([2700, 3000]) == 100
+    assert experiment.test_per_class([33, 27, 30]) == 9
+    assert experiment.test_per_class([3, 4]) == 1
 
 
 def test_hamming_map_perfect_and_classwise():
     codes = np.array([[1, 1], [1, 1], [-1, -1], [-1, -1]], float) * 0.4
     labels = np.array([0, 0, 1, 1])
-    m, cw = ch4.hamming_map(codes, labels, 3, ("A", "B"))
+    m, cw = experiment.hamming_map(codes, labels, 3, ("A", "B"))
     assert m == pytest.approx(1.0) and cw == {"A": 1.0, "B": 1.0}
     bad = np.array([[1, 1], [-1, -1], [1, 1], [-1, -1]], float)
-    assert ch4.hamming_map(bad, labels, 1, ("A", "B"))[0] == 0.0
+    assert experiment.hamming_map(bad, labels, 1, ("A", "B"))[0] == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_protocol_writes_tables_and_figures(demo_archive, tmp_path, tiny_feature
             "features": {"weights": tiny_features, "input_size": 75, "rgb_gain": 1.0},
         },
     )  # fmt: skip
-    assert ch4.run(args) == 0
+    assert experiment.run(args) == 0
     r = json.loads((out / "results.json").read_text())
     assert r["test_per_class"] == 2 and r["n_test"] == 20 and r["k"] == 19
     assert set(r["map"]) == {"real", "real+cdcgan", "real+acgan", "real-ms10"}

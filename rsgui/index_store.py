@@ -1,14 +1,21 @@
-"""The retrieval index: archive codes (or float features), tile paths, labels and how they were made.
+"""The index store: archive codes (or float features), tile paths, labels, how they were made, and
+where an archive's indexes are kept.
 
 Saved as two files side by side: ``PATH.npz`` (arrays, loaded with ``allow_pickle=False``) and
 ``PATH.json`` (metadata, written last so a readable JSON means the arrays are complete). The
 metadata records the method, band set and normalisation so a query encoded any other way is refused
 instead of silently returning nonsense.
+
+An archive's indexes live in ``ROOT/.rsgui/indexes`` or, for an archive that cannot be written,
+in its folder of the user cache (:func:`index_dirs`); :func:`scan_indexes` lists them from their
+JSON halves alone, without reading the arrays.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 import zipfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -20,19 +27,14 @@ import numpy as np
 from rsgui.atomic import atomic_path, atomic_write_text
 from rsgui.bands import BAND_SETS
 from rsgui.codes import n_bytes, pack_codes
-from rsgui.hamming import PackedCodes, cosine_topk, hamming_topk, normalise_rows
+from rsgui.cosine import cosine_topk, normalise_rows
+from rsgui.errors import IndexFileError, IndexMismatchError
+from rsgui.hamming import PackedCodes, hamming_topk
+from rsgui.ranking import drop_excluded, exclusions
 
 FORMAT = "rsgui-index"
 FORMAT_VERSION = 1
 _EXTRA = "extra__"
-
-
-class IndexMismatchError(ValueError):
-    """A query made with another method, band set or code length than the index."""
-
-
-class IndexFileError(ValueError):
-    """An index file that cannot be used; the message names the file and the problem."""
 
 
 @dataclass
@@ -118,6 +120,7 @@ class HashIndex:
         self.features = features
         self._packed: PackedCodes | None = None
         self._unit: np.ndarray | None = None
+        self._positions: dict[str, int] | None = None
 
     @classmethod
     def from_codes(
@@ -146,6 +149,12 @@ class HashIndex:
     def classes(self) -> tuple[str, ...]:
         """Sorted distinct labels (``()`` when unlabelled)."""
         return tuple(sorted({lab for lab in self.labels if lab is not None}))
+
+    def position_of(self, path: str) -> int | None:
+        """Position of the tile stored as ``path`` (relative to the archive root), else None."""
+        if self._positions is None:
+            self._positions = {p: i for i, p in enumerate(self.paths)}
+        return self._positions.get(path)
 
     def label_ids(self) -> np.ndarray:
         """(N,) int64 position of each label in :attr:`classes`, -1 when unlabelled."""
@@ -177,17 +186,29 @@ class HashIndex:
             )
         return q
 
-    def search(self, query_codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k for (Q, bits) or (bits,) query codes, ties by archive order.
+    def search(
+        self, query_codes: np.ndarray, k: int, exclude=None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k for (Q, bits) or (bits,) query codes, ties by archive order; ``exclude``:
+        per query an archive position left out of its results (-1: none).
 
         Binary index: ``(idx (Q, k) int64, Hamming distance (Q, k) int32)``, ascending.
         Float index: ``(idx, cosine similarity (Q, k) float32)``, descending."""
         q = self.check_bits(query_codes)
+        ex = exclusions(exclude, q.shape[0], len(self))
+        kk = int(k) if ex is None else min(int(k), len(self) - 1)
+        kk_search = kk if ex is None else kk + 1
         if self.meta.kind == "binary":
-            return hamming_topk(self.packed(), pack_codes(q), k)
+            found = hamming_topk(self.packed(), pack_codes(q), kk_search)
+        else:
+            found = cosine_topk(self.unit_features(), q, kk_search, normalised=True)
+        return found if ex is None else drop_excluded(ex, kk, *found)
+
+    def unit_features(self) -> np.ndarray:
+        """Float features scaled to unit length (computed on first use)."""
         if self._unit is None:
             self._unit = normalise_rows(self.features)
-        return cosine_topk(self._unit, q, k)
+        return self._unit
 
     def packed(self) -> PackedCodes:
         """Codes prepared for scanning (built on first use)."""
@@ -313,3 +334,85 @@ def _read_arrays(npz_path: Path) -> dict[str, np.ndarray]:
         raise IndexFileError(f"{npz_path}: damaged index array file ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise IndexFileError(f"{npz_path}: damaged or truncated index array file ({exc})") from None
+
+
+# -- where an archive's indexes are kept ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """An index file offered for search: its path and the summary read from its JSON half."""
+
+    path: Path
+    method: str
+    bits: int
+    kind: str = "binary"
+    n: int | None = None
+    band_names: tuple[str, ...] = ()
+
+    @property
+    def title(self) -> str:
+        size = f", {self.n} tiles" if self.n is not None else ""
+        return f"{self.method} · {self.bits} bits{size} ({self.path.stem})"
+
+
+def index_dirs(archive_root: Path | None) -> list[Path]:
+    """Folders that may hold an archive's indexes: ``ROOT/.rsgui/indexes`` and, for read-only
+    archives, the archive's folder in the user cache (the same places as the archive manifest)."""
+    if archive_root is None:
+        return []
+    from rsgui.manifest import archive_cache_path
+    from rsgui.paths import user_cache_dir
+
+    root = Path(archive_root)
+    return [archive_cache_path(root).parent / "indexes", user_cache_dir(root) / "indexes"]
+
+
+def writable_index_dir(archive_root: Path) -> Path:
+    """Where a new index of this archive is saved: inside the archive when it is writable, else
+    in the user cache (found again by :func:`index_dirs`). A folder whose permission bits forbid
+    writing counts as read-only even for an administrator who could write anyway."""
+    inside, user = index_dirs(archive_root)
+    root = Path(archive_root)
+    try:
+        mode = root.stat().st_mode
+    except OSError:
+        return user
+    marked_writable = bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    probe = inside
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return inside if marked_writable and os.access(probe, os.W_OK) else user
+
+
+def entry_for(path: Path) -> IndexEntry | None:
+    """Summary of an index from its JSON half (cheap: the arrays are not read)."""
+    json_path = Path(path).with_suffix(".json")
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+        return IndexEntry(
+            path=json_path.with_suffix(".npz"),
+            method=str(meta["method"]),
+            bits=int(meta["bits"]),
+            kind=str(meta.get("kind", "binary")),
+            n=meta.get("count"),
+            band_names=tuple(meta.get("band_names", ())),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def scan_indexes(archive_root: Path | None) -> list[IndexEntry]:
+    """Every readable index of the archive, newest first."""
+    found: list[IndexEntry] = []
+    for folder in index_dirs(archive_root):
+        if not folder.is_dir():
+            continue
+        npzs = sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for npz in npzs:
+            if npz.name.startswith("."):
+                continue  # temporary files of an atomic write
+            entry = entry_for(npz)
+            if entry is not None and all(e.path != entry.path for e in found):
+                found.append(entry)
+    return found

@@ -1,25 +1,26 @@
 """Retrieval quality of an index against its labels: MAP@k, P@N, class-wise MAP, PR curve.
 
-Each query ranks the whole archive except itself (leave-one-out), ties in archive order, exactly
-as a search would. Queries are processed in chunks so a 27,000-tile archive needs only a few
-hundred megabytes for the full rankings the precision-recall curve needs.
+Each query ranks the whole archive except itself (leave-one-out, :mod:`rsgui.ranking`), ties in
+archive order, exactly as a search would. Queries are processed in chunks so a 27,000-tile
+archive needs only a few hundred megabytes for the full rankings the precision-recall curve
+needs. :func:`evaluate_job` and :func:`evaluation_job` are jobs (:mod:`rsgui.progress`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from rsgui import metrics
+from rsgui import metrics, ranking
 from rsgui.atomic import atomic_write_text
-from rsgui.hamming import hamming_distances, normalise_rows
-from rsgui.index import HashIndex
-from rsgui.indexing import CancelFn, Cancelled, ProgressFn
+from rsgui.errors import JobError
+from rsgui.index_store import HashIndex
+from rsgui.progress import Job, Progress, ProgressFn, drive
 
 _CHUNK_CELLS = 1 << 24  # query rows x archive size per chunk (~16 M distances)
 
@@ -100,12 +101,23 @@ def evaluate(
     k: Sequence[int] = (20, 100),
     n: Sequence[int] = (10, 20),
     pr_step: int | None = None,
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> Evaluation:
+    """:func:`evaluate_job` run to its end."""
+    return drive(evaluate_job(index, queries, k, n, pr_step), on_progress)
+
+
+def evaluate_job(
+    index: HashIndex,
+    queries: Sequence[str | int] | None = None,
+    k: Sequence[int] = (20, 100),
+    n: Sequence[int] = (10, 20),
+    pr_step: int | None = None,
+) -> Job[Evaluation]:
     """Evaluate ``index`` with its own tiles as queries (``None``: every tile; else archive paths,
     relative to the archive root or absolute, or record positions). ``pr_step`` defaults to 500
-    (the thesis' step), reduced for small archives so the curve keeps about 20 points."""
+    (the thesis' step), reduced for small archives so the curve keeps about 20 points. Yields a
+    :class:`Progress` per chunk of queries (stage ``"evaluate"``)."""
     k, n = tuple(int(v) for v in k), tuple(int(v) for v in n)
     if not k or not n or min(k + n) < 1:
         raise ValueError("k and n must be positive integers")
@@ -130,21 +142,18 @@ def evaluate(
     cuts = metrics.pr_cut_points(n_db, pr_step)
     pr_p = np.zeros(cuts.size)
     pr_r = np.zeros(cuts.size)
-    scorer = _scorer(index)
+    rank = _ranker(index)
     small_ids = ids.astype(np.int16 if len(classes) < 32000 else np.int64)
     chunk = max(1, _CHUNK_CELLS // size)
     for a in range(0, qidx.size, chunk):
-        if cancel is not None and cancel():
-            raise Cancelled("evaluation cancelled")
         q = qidx[a : a + chunk]
-        order = scorer(q)  # (c, N) full ranking, query itself removed -> (c, N - 1)
+        order = rank(q)  # (c, N - 1): the full ranking of the other tiles
         rel = small_ids[order] == small_ids[q][:, None]
         top_rel[a : a + len(q)] = rel[:, :kmax]
         p, r = _pr_sums(rel, n_relevant_all[ids[q]] - 1, cuts, pr_step)
         pr_p += p
         pr_r += r
-        if progress:
-            progress(a + len(q), qidx.size, "evaluating")
+        yield Progress(a + len(q), qidx.size, "evaluating", stage="evaluate")
 
     n_rel = n_relevant_all[ids[qidx]] - 1
     qlabels = [classes[i] for i in ids[qidx]]
@@ -171,31 +180,13 @@ def evaluate(
     )
 
 
-def _scorer(index: HashIndex) -> Callable[[np.ndarray], np.ndarray]:
-    """For archive positions ``q``, the full ranking of the other tiles: (len(q), N - 1).
-
-    The query's own entry is given the worst possible score so it sorts last and is cut off;
-    stable sorting keeps archive order among ties, as search does."""
-    size = len(index)
+def _ranker(index: HashIndex):
+    """For archive positions ``q``, the full ranking of the other tiles: (len(q), N - 1)."""
     if index.meta.kind == "binary":
         packed = index.packed()
-        dtype = np.uint8 if index.meta.bits < 255 else np.uint16  # radix sort for small ints
-
-        def rank(q):
-            d = hamming_distances(packed, index.codes[q]).astype(dtype)
-            d[np.arange(len(q)), q] = index.meta.bits + 1
-            return np.argsort(d, axis=1, kind="stable")[:, : size - 1]
-
-        return rank
-
-    unit = normalise_rows(index.features)
-
-    def rank_float(q):
-        s = unit[q] @ unit.T
-        s[np.arange(len(q)), q] = -np.inf
-        return np.argsort(-s, axis=1, kind="stable")[:, : size - 1]
-
-    return rank_float
+        return lambda q: ranking.rank_hamming(packed, index.codes[q], None, q)
+    unit = index.unit_features()
+    return lambda q: ranking.rank_cosine(unit, index.features[q], None, q)
 
 
 def _pr_sums(rel: np.ndarray, n_relevant: np.ndarray, cuts: np.ndarray, step: int):
@@ -217,7 +208,6 @@ def _pr_sums(rel: np.ndarray, n_relevant: np.ndarray, cuts: np.ndarray, step: in
 def _query_positions(index: HashIndex, queries) -> np.ndarray:
     if queries is None:
         return np.arange(len(index))
-    positions = {p: i for i, p in enumerate(index.paths)}
     root = Path(index.meta.archive_root).resolve() if index.meta.archive_root else None
     out = []
     for q in queries:
@@ -235,7 +225,7 @@ def _query_positions(index: HashIndex, queries) -> np.ndarray:
                     f"{q}: not a tile of the indexed archive {root}; evaluation queries must be "
                     "archive tiles (their labels are the ground truth)"
                 ) from None
-        i = positions.get(key.as_posix())
+        i = index.position_of(key.as_posix())
         if i is None:
             raise ValueError(f"{q}: not a tile of the index")
         out.append(i)
@@ -256,3 +246,56 @@ def read_query_list(path) -> list[str]:
                 reader = csv.DictReader(io.StringIO("\n".join(lines)))
                 return list(dict.fromkeys(row[col] for row in reader if row.get(col)))
     return lines
+
+
+# -- several indexes, for the application's comparison ------------------------------------------
+
+
+@dataclass
+class EvalSummary:
+    """One index's evaluation, with the file it came from (for the legend and the table)."""
+
+    name: str  # index file stem
+    path: Path
+    evaluation: Evaluation
+
+    @property
+    def label(self) -> str:
+        e = self.evaluation
+        return f"{self.name} ({e.method}, {e.bits} bits)"
+
+
+def evaluation_job(
+    indexes: Sequence[str | Path], k: Sequence[int] = (20, 100), n: Sequence[int] = (10, 20)
+) -> Job[list[EvalSummary]]:
+    """Evaluate each labelled index, every tile a query against the others (leave-one-out);
+    returns the :class:`EvalSummary` list in the order given. A bad file stops the job with a
+    :class:`rsgui.errors.JobError` naming it."""
+    out: list[EvalSummary] = []
+    for i, path in enumerate(indexes):
+        path = Path(path)
+        note = f"Evaluating {path.name} ({i + 1}/{len(indexes)})…"
+        yield Progress(0, None, note, stage="load")
+        try:
+            index = HashIndex.load(path)
+        except (OSError, ValueError) as e:
+            raise JobError(f"{path}: {e}" if str(path) not in str(e) else str(e)) from None
+        try:
+            result = yield from _noted(evaluate_job(index, k=tuple(k), n=tuple(n)), note)
+        except ValueError as e:
+            raise JobError(f"{path.name}: {e}") from None
+        out.append(EvalSummary(path.stem, path, result))
+    return out
+
+
+def _noted(job: Job, note: str) -> Job:
+    """``job`` with ``note`` on each of its progress reports; returns its value."""
+    try:
+        while True:
+            try:
+                p = next(job)
+            except StopIteration as stop:
+                return stop.value
+            yield replace(p, note=note)
+    finally:
+        job.close()

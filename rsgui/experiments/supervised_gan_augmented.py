@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rsgui import ranking
+from rsgui.progress import Progress, drive
+
 QUICK = {  # minutes on a 2-core CPU: a smoke-scale run of the whole protocol
     "gan_steps": 200,
     "gan_width": 0.25,
@@ -88,10 +91,7 @@ def hamming_map(codes: np.ndarray, labels: np.ndarray, k: int, classes) -> tuple
     """Each code queries all the others (itself excluded): MAP@k and class-wise MAP@k."""
     from rsgui.metrics import classwise_map, map_at_k
 
-    b = codes > 0
-    dist = (b[:, None, :] != b[None, :, :]).sum(-1).astype(np.float64)
-    np.fill_diagonal(dist, np.inf)
-    order = np.argsort(dist, axis=1, kind="stable")[:, :k]  # ties: archive order
+    order = ranking.leave_one_out(codes, True, k)  # Hamming, ties in archive order
     rel = labels[order] == labels[:, None]
     names = [classes[i] for i in labels]
     return map_at_k(rel, k), classwise_map(rel, names, k)
@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from rsgui.archive import Archive
-    from training.device import pick_device
+    from rsgui.encoders.registry import method as method_spec
+    from rsgui.services.training import cached_features, torch_device
 
     log = _Log()
     cfg = dict(PRESETS[getattr(args, "preset", None) or "quick"])
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "steps", None):
         cfg["gan_steps"] = cfg["dh_steps"] = cfg["ms10_steps"] = int(args.steps)
     bits_list = tuple(int(b) for b in (args.bits or "16,32,64").split(","))
-    device = pick_device(getattr(args, "device", "auto"))
+    device = torch_device(getattr(args, "device", "auto"))
     seed = int(getattr(args, "seed", 0) or 0)
     if device.type == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -131,12 +132,9 @@ def run(args: argparse.Namespace) -> int:
     )
 
     # ---- real tiles and their Inception features (computed once) ----
-    from training.train_deephash import _cached_features
-
     rgb = arc.read(np.arange(len(arc)).tolist(), bands="rgb").pixels
-    feats = _cached_features(
-        rgb, [r.path for r in arc.records], cfg["features"], out / "features_real", device, None
-    )
+    paths = [r.path for r in arc.records]
+    feats = drive(cached_features(rgb, paths, cfg["features"], out / "features_real", device))
     log("real tile features ready")
     results: dict = {
         "archive": str(arc.root),
@@ -163,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         kid_from_features,
     )
     from training.generate import generate, load
-    from training.train_cgan import GANData, TrainConfig, run_training, train_cgan
+    from training.train_cgan import GANData, TrainConfig, train_cgan
 
     gain = float(cfg["features"]["rgb_gain"])
     train_rgb = rgb[train_idx]
@@ -179,10 +177,10 @@ def run(args: argparse.Namespace) -> int:
         tc = TrainConfig(
             steps=cfg["gan_steps"], batch_size=cfg["gan_batch"], seed=seed, checkpoint_every=0
         )
-        mc = CGANConfig(method=method, width=cfg["gan_width"])
+        mc = CGANConfig(width=cfg["gan_width"], **method_spec(method).config)
         done = _finished(ckpt, cfg["gan_steps"])
         if not done:
-            run_training(train_cgan(data, ckpt, mc, tc, device), _every(log, method, 100))
+            drive(train_cgan(data, ckpt, mc, tc, device), _every(log, method, 100))
         gen = load(ckpt, str(device))
         gan_hist[method] = gen.meta.get("history", [])
         n_gen = cfg["n_generated"]
@@ -260,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
                 steps=cfg["dh_steps"], lr=cfg["dh_lr"], seed=seed, checkpoint_every=0
             )
             if not _finished(ckpt, cfg["dh_steps"]):
-                run_training(train_deephash(data, ckpt, bits, tc, device))
+                drive(train_deephash(data, ckpt, bits, tc, device))
             net, meta = load_net(ckpt, device)
             codes = hash_outputs(net, feats[test_idx], device) - 0.5
             m, cw = hamming_map(codes, labels[test_idx], k, arc.classes)
@@ -288,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
             model={"cnn_width": 16},
         )
         if not _finished(ckpt, cfg["ms10_steps"]):
-            run_training(train_deephash(data, ckpt, mid, tc, device))
+            drive(train_deephash(data, ckpt, mid, tc, device))
         net, meta = load_net(ckpt, device)
         codes = hash_outputs(net, ms.pixels[test_idx], device, batch_size=64) - 0.5
         m, cw = hamming_map(codes, labels[test_idx], k, arc.classes)
@@ -337,10 +335,11 @@ def _json_default(o):
 
 
 def _every(log, name: str, n: int):
-    def cb(p: dict) -> None:
-        if p["step"] % n == 0 or p["step"] == p["total"]:
-            losses = " ".join(f"{k}={v:.3f}" for k, v in p["losses"].items())
-            log(f"{name} step {p['step']}/{p['total']} {p['images_per_s']:.0f} img/s {losses}")
+    def cb(p: Progress) -> None:
+        step, total = int(p.done), int(p.total or 0)
+        if step % n == 0 or step == total:
+            losses = " ".join(f"{k}={v:.3f}" for k, v in p.values.items())
+            log(f"{name} step {step}/{total} {p.rate or 0:.0f} img/s {losses}")
 
     return cb
 

@@ -113,19 +113,19 @@ def step_georef(ctx: Context) -> str:
 
 
 def step_index(ctx: Context) -> str:
-    from rsgui.indexing import build_index
-    from rsgui.spectral import SpectralEncoder
+    from rsgui.index_store import HashIndex
+    from rsgui.progress import drive
+    from rsgui.services.indexing import index_job
 
-    encoder = SpectralEncoder.fit(ctx.archive, bands="ms10", bits=BITS)
-    index = build_index(ctx.archive, encoder)
+    out = ctx.workdir / "demo-index"
+    built = drive(index_job(ctx.archive, "spectral", out, bands="ms10", bits=BITS))
+    index = built.index
     _check(
         len(index) == len(ctx.archive), f"index has {len(index)} codes for {len(ctx.archive)} tiles"
     )
-    path = index.save(ctx.workdir / "demo-index")
-    from rsgui.index import HashIndex
-
-    ctx.index = HashIndex.load(path)
+    ctx.index = HashIndex.load(built.path)
     _check(len(ctx.index) == len(index), "the reloaded index differs in size")
+    path = built.path
     size = sum(p.stat().st_size for p in Path(path).parent.glob(Path(path).stem + ".*"))
     return (
         f"spectral index {len(index)} x {index.meta.bits} bits, saved and reloaded "
@@ -134,24 +134,33 @@ def step_index(ctx: Context) -> str:
 
 
 def step_query(ctx: Context) -> str:
-    """One query file per class (its first tile), searched as the app does: itself at rank 1
-    with distance 0, most of the top 5 from its class."""
-    from rsgui.indexing import search_files
+    """One query file per class (a copy of its first tile, kept outside the archive as a user's
+    file would be), searched as the app does: the archive tile it copies at rank 1 with distance
+    0, most of the top 5 from its class."""
+    import shutil
+
+    from rsgui.services import search as search_service
 
     archive, index = ctx.archive, ctx.index
     firsts: dict[str, int] = {}
     for rec in archive.records:
         firsts.setdefault(rec.label, rec.index)
     queries = [archive.records[i] for i in firsts.values()]
-    paths = [str(Path(archive.root) / rec.path) for rec in queries]
-    rows = search_files(index, paths, TOP_K)
-    _check(len(rows) == len(queries) * TOP_K, f"{len(rows)} results for {len(queries)} queries")
+    paths = []
+    for rec in queries:
+        copy = Path(ctx.workdir) / "queries" / rec.path
+        if not copy.is_file():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(archive.root) / rec.path, copy)
+        paths.append(str(copy))
     same = 0
-    for q, rec in enumerate(queries):
-        top = sorted((r for r in rows if r.query == paths[q]), key=lambda r: r.rank)
+    for q, rec in zip(paths, queries, strict=True):
+        top = sorted(search_service.search(index, q, TOP_K).rows, key=lambda r: r.rank)
+        _check(len(top) == TOP_K, f"query {rec.path}: {len(top)} results, expected {TOP_K}")
         first = top[0]
+        twin = (Path(archive.root) / rec.path).resolve()
         _check(
-            first.rank == 1 and first.path == rec.path and first.distance == 0,
+            first.rank == 1 and Path(first.path).resolve() == twin and first.distance == 0,
             f"query {rec.path}: rank 1 is {first.path} at distance {first.distance}, "
             "expected the query itself at distance 0",
         )
@@ -218,14 +227,15 @@ def step_inception(ctx: Context) -> str:
     """Training ``uahm``/``deephash`` needs the offline Inception v3 weights (optional package):
     when present they must load and run (TorchScript in a bundle); when absent, say so."""
     try:
-        from training.inception import InceptionUnavailable, default_weights_path, load_inception
+        from rsgui.errors import BackboneUnavailable
+        from training.inception import default_weights_path, load_inception
     except ImportError:
         return "training modules not installed, Inception check skipped"
     import torch
 
     try:
         path = default_weights_path()
-    except InceptionUnavailable:
+    except BackboneUnavailable:
         return "offline Inception v3 weights not installed (needed to train uahm/deephash), skipped"
     model = load_inception(path, input_size=75)
     feats = model(torch.rand(1, 3, 64, 64))

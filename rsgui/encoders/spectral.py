@@ -30,11 +30,14 @@ spread on this small subset.
 
 Code lengths beyond the feature dimension (rgb: 3 bands x 16 bins = 48) are padded with random
 projections, see :mod:`rsgui.projection`.
+
+Fitting is a job (:mod:`rsgui.progress`): :meth:`SpectralEncoder.fit_job` yields progress per
+batch and stops at any ``yield`` when its consumer closes it; :meth:`SpectralEncoder.fit` runs it
+to its end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -42,10 +45,8 @@ import numpy as np
 
 from rsgui.bands import Normalisation, resolve_band_set
 from rsgui.features import FeatureKind, extract, feature_dim
-from rsgui.indexing import Cancelled
+from rsgui.progress import Job, Progress, ProgressFn, drive
 from rsgui.projection import ItqProjection
-
-ProgressFn = Callable[[int, int | None, str], None]
 
 _PREFIX = "spectral_"
 # Tiles whose pixels give the per-band stretch limits (a random subset of the fitting tiles).
@@ -113,16 +114,28 @@ class SpectralEncoder:
         archive,
         bands: str | tuple[str, ...] | list[str] = "ms10",
         bits: int = 64,
-        progress: ProgressFn | None = None,
-        cancel: Callable[[], bool] | None = None,
         max_fit_tiles: int = 5000,
         settings: SpectralSettings | None = None,
         batch_size: int = 256,
+        on_progress: ProgressFn | None = None,
     ) -> SpectralEncoder:
-        """Fit on (a random subset of at most ``max_fit_tiles``) tiles of ``archive``.
+        """:meth:`fit_job` run to its end (``on_progress`` sees every :class:`Progress`)."""
+        job = cls.fit_job(archive, bands, bits, max_fit_tiles, settings, batch_size)
+        return drive(job, on_progress)
 
-        ``progress(done, total, note)`` is called per batch; ``cancel()`` returning True stops
-        between batches with :class:`rsgui.indexing.Cancelled`."""
+    @classmethod
+    def fit_job(
+        cls,
+        archive,
+        bands: str | tuple[str, ...] | list[str] = "ms10",
+        bits: int = 64,
+        max_fit_tiles: int = 5000,
+        settings: SpectralSettings | None = None,
+        batch_size: int = 256,
+    ) -> Job[SpectralEncoder]:
+        """Fit on (a random subset of at most ``max_fit_tiles``) tiles of ``archive``; yields a
+        :class:`Progress` per batch read (stages ``"stretch"``, the band limits, then ``"fit"``)
+        and returns the encoder."""
         settings = settings or SpectralSettings()
         band_names = resolve_band_set(bands, archive.band_names)
         if bits < 1:
@@ -144,8 +157,8 @@ class SpectralEncoder:
             sub = chosen
             if len(sub) > _STRETCH_TILES:
                 sub = np.sort(rng.choice(sub, size=_STRETCH_TILES, replace=False))
-            low, high = _band_percentiles(
-                archive, band_names, sub, settings.stretch, rng, cancel, batch_size
+            low, high = yield from _band_percentiles(
+                archive, band_names, sub, settings.stretch, rng, batch_size
             )
 
         probe = cls._unfitted(band_names, archive.normalisation, settings, tile_shape, low, high)
@@ -153,12 +166,9 @@ class SpectralEncoder:
         for batch in archive.iter_batches(
             bands=list(band_names), batch_size=batch_size, indices=chosen
         ):
-            _check_cancel(cancel)
             feats.append(probe.features(batch.pixels))
             done += len(batch.pixels)
-            if progress:
-                progress(done, total, "fitting spectral features")
-        _check_cancel(cancel)
+            yield Progress(done, total, "fitting spectral features", stage="fit")
         x = np.concatenate(feats)
         projection = ItqProjection.fit(x, bits, seed=settings.seed, n_iter=settings.itq_iterations)
         return cls(
@@ -249,17 +259,18 @@ class SpectralEncoder:
         return feature_dim(s.feature, len(self.band_names), *tile_shape, s.bins, s.patch)
 
 
-def _band_percentiles(archive, band_names, indices, percentiles, rng, cancel, batch_size):
+def _band_percentiles(archive, band_names, indices, percentiles, rng, batch_size):
     """Per-band (low, high) percentiles from a random sample of pixels of ``indices`` tiles."""
-    samples = []
+    samples, done = [], 0
     for batch in archive.iter_batches(
         bands=list(band_names), batch_size=batch_size, indices=indices
     ):
-        _check_cancel(cancel)
         px = batch.pixels.reshape(len(batch.pixels), len(band_names), -1)
         k = min(_STRETCH_PIXELS_PER_TILE, px.shape[2])
         pick = rng.choice(px.shape[2], size=k, replace=False)
         samples.append(px[:, :, pick].transpose(1, 0, 2).reshape(len(band_names), -1))
+        done += len(batch.pixels)
+        yield Progress(done, len(indices), "sampling band ranges", stage="stretch")
     values = np.concatenate(samples, axis=1)
     low = np.percentile(values, percentiles[0], axis=1).astype(np.float32)
     high = np.percentile(values, percentiles[1], axis=1).astype(np.float32)
@@ -267,8 +278,3 @@ def _band_percentiles(archive, band_names, indices, percentiles, rng, cancel, ba
     flat = high - low < 1e-6
     high = np.where(flat, low + 1e-3, high)
     return low, high
-
-
-def _check_cancel(cancel) -> None:
-    if cancel is not None and cancel():
-        raise Cancelled("cancelled")

@@ -10,14 +10,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-from rsgui.experiments import ch5
+from rsgui import ranking
+from rsgui.experiments import unsupervised_adversarial as experiment
 
 torch.set_num_threads(1)
 
 
 def test_split_proportions():
     labels = np.repeat(np.arange(3), [30, 9, 3000])
-    q, a, t = ch5.split(labels, seed=0)
+    q, a, t = experiment.split(labels, seed=0)
     assert not set(q) & set(a) and set(t) <= set(a) and len(q) + len(a) == len(labels)
     counts = lambda idx: np.bincount(labels[idx], minlength=3).tolist()  # noqa: E731
     assert counts(q) == [10, 3, 100]  # a third of small classes, at most 100
@@ -27,8 +28,8 @@ def test_split_proportions():
 def test_rank_binary_and_float():
     db = np.array([[1, 1], [-1, -1], [1, -1]], np.float32)
     q = np.array([[0.9, 0.2]], np.float32)
-    assert ch5.rank(q, db, binary=True).tolist() == [[0, 2, 1]]
-    assert ch5.rank(q, db, binary=False).tolist() == [[0, 2, 1]]
+    assert ranking.rank(q, db, binary=True).tolist() == [[0, 2, 1]]
+    assert ranking.rank(q, db, binary=False).tolist() == [[0, 2, 1]]
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ def test_ch5_quick_run_writes_everything(tmp_path, demo_archive, tiny_everything
     out = tmp_path / "ch5"
     args = argparse.Namespace(archive=str(demo_archive), out=str(out), preset="quick", steps=2,
                               bits="8", device="cpu", seed=0)  # fmt: skip
-    assert ch5.run(args) == 0
+    assert experiment.run(args) == 0
     for name in ("map.csv", "precision.csv", "classwise.csv", "ssm.csv", "pr.csv", "pr.png",
                  "report.md", "results.json"):  # fmt: skip
         assert (out / name).is_file(), name

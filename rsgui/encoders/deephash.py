@@ -2,7 +2,8 @@
 
 rgb models compute the Inception v3 features of the true-colour tile first (same settings as in
 training, read from the sidecar); ms10 models take the ten bands directly. Codes are the sigmoid
-outputs minus 0.5, so a bit is set exactly where the code is positive.
+outputs minus 0.5, so a bit is set exactly where the code is positive. torch is imported when a
+model is loaded, never with this module.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from rsgui.bands import Normalisation
-from rsgui.encoders import ModelFileError
+from rsgui.errors import ModelFileError
 
 
 class DeepHashEncoder:
@@ -46,8 +46,7 @@ class DeepHashEncoder:
             )
         if self.features is not None:
             x = inception_features(x, self.features, self.device)
-        with torch.inference_mode():
-            out = hash_outputs(self.net, x, self.device, self.batch_size)
+        out = hash_outputs(self.net, x, self.device, self.batch_size)
         return (out - 0.5).astype(np.float32)
 
     def describe(self) -> dict:

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rsgui import ranking
 from rsgui.atomic import atomic_path, atomic_write_text
+from rsgui.progress import Progress, drive
 
 DEFAULT_BITS = (32, 64, 128)
 # the method's figures (MAP@100 / P@20 on 27,000 EuroSAT MS tiles) for the report
@@ -61,19 +63,6 @@ def split(labels: np.ndarray, seed: int, n_query: int = 100, n_train: int = 500)
     return tuple(np.sort(np.concatenate(x)) for x in (q, a, t))
 
 
-def rank(q_codes: np.ndarray, db_codes: np.ndarray, binary: bool) -> np.ndarray:
-    """(Q, N) archive positions by Hamming distance of signs, or cosine; ties in archive order."""
-    if binary:
-        qb = np.where(q_codes > 0, 1.0, -1.0).astype(np.float32)
-        db = np.where(db_codes > 0, 1.0, -1.0).astype(np.float32)
-        score = qb @ db.T  # bits - 2 * Hamming
-    else:
-        qn = q_codes / np.maximum(np.linalg.norm(q_codes, axis=1, keepdims=True), 1e-12)
-        dn = db_codes / np.maximum(np.linalg.norm(db_codes, axis=1, keepdims=True), 1e-12)
-        score = qn @ dn.T
-    return np.argsort(-score, axis=1, kind="stable")
-
-
 def scores(order, q_labels, db_labels, classes, k=100, n=20, pr_step=None) -> dict:
     from rsgui import metrics
 
@@ -95,22 +84,16 @@ def scores(order, q_labels, db_labels, classes, k=100, n=20, pr_step=None) -> di
 def run(args: argparse.Namespace) -> int:
     from rsgui.archive import Archive
     from rsgui.cli.progress import ProgressBar
-    from training.device import pick_device
-    from training.ssm import (
-        SSMConfig,
-        accuracy_iou,
-        archive_features,
-        build_ssm,
-        combine,
-        resolve_k,
-    )
-    from training.train_uahm import encode, preset_config, run_training
-    from training.uahm_plan import read_tiles
+    from rsgui.encoders.registry import method as method_spec
+    from rsgui.services.similarity import archive_features
+    from rsgui.services.training import read_tiles, torch_device
+    from training.ssm import SSMConfig, accuracy_iou, build_ssm, combine, resolve_k
+    from training.train_uahm import encode, load_networks, preset_config, train
 
     t_start = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(args.device)
+    device = torch_device(args.device)
     bits_list = (
         tuple(int(b) for b in str(args.bits).split(",") if b.strip()) if args.bits else DEFAULT_BITS
     )
@@ -133,13 +116,15 @@ def run(args: argparse.Namespace) -> int:
     ssm_rows, ssms = [], {}
     _, _, base = preset_config("uahm", args.preset, len(t_idx), variant="thesis")
     with ProgressBar("features") as bar:
-        parts = archive_features(archive, t_idx, base, device, bar)
-        raw = archive_features(archive, t_idx, SSMConfig(features="raw"), device)["spectral"]
+        parts = drive(archive_features(archive, t_idx, base, device), _bar(bar))
+        raw = drive(archive_features(archive, t_idx, SSMConfig(features="raw"), device))
+        raw = raw["spectral"]
     _, _, improved_ssm_cfg = preset_config("uahm", args.preset, len(t_idx), variant="improved")
     parts_imp = parts
     if improved_ssm_cfg.to_dict() != base.to_dict():  # same features: reuse them
         with ProgressBar("features (improved)") as bar:
-            parts_imp = archive_features(archive, t_idx, improved_ssm_cfg, device, bar)
+            parts_imp = drive(archive_features(archive, t_idx, improved_ssm_cfg, device),
+                              _bar(bar))  # fmt: skip
     k1, k2 = resolve_k(len(t_idx), base)
     for name, cfg, p in (
         ("inception", SSMConfig(features="inception"), parts),
@@ -171,16 +156,16 @@ def run(args: argparse.Namespace) -> int:
         names = resolve_band_set(bandset, archive.band_names)
         tiles_cache[bandset] = (
             names,
-            read_tiles(archive, t_idx, names),
-            read_tiles(archive, q_idx, names),
-            read_tiles(archive, a_idx, names),
+            drive(read_tiles(archive, t_idx, names)),
+            drive(read_tiles(archive, q_idx, names)),
+            drive(read_tiles(archive, a_idx, names)),
         )
     for bits in bits_list:
         for row, method, variant, bandset in MODELS:
             names, train_x, q_x, a_x = tiles_cache[bandset]
             model_cfg, settings, _ = preset_config(
                 method, args.preset, len(t_idx), bits=bits, channels=len(names),
-                image_size=archive.tile_shape[0], variant=variant,
+                image_size=archive.tile_shape[0], variant=variant, **method_spec(method).config,
             )  # fmt: skip
             settings.seed = args.seed
             settings.checkpoint_every = 0
@@ -194,32 +179,30 @@ def run(args: argparse.Namespace) -> int:
             ckpt = out / "models" / f"{row}-{bits}.safetensors"
             meta = {"band_names": list(names), "normalisation": normalisation, "protocol": "ch5"}
             with ProgressBar(f"{row} {bits} bits") as bar:
-                run_training(
-                    model_cfg, settings, train_x, ssm, out=ckpt, meta=meta, device=device,
-                    progress=lambda p, bar=bar: bar(p["step"], p["total"]),
-                )  # fmt: skip
-            from training.train_uahm import load_networks
-
+                job = train(model_cfg, settings, train_x, ssm, out=ckpt, meta=meta, device=device)
+                drive(job, _bar(bar))
             _, _, d, _ = load_networks(ckpt, device=device)
             qc, ac = encode(d, q_x, device), encode(d, a_x, device)
             timings[f"{row}-{bits}"] = time.perf_counter() - t0
-            res = scores(rank(qc, ac, model_cfg.binary), labels[q_idx], labels[a_idx], classes)
+            order = ranking.rank(qc, ac, model_cfg.binary)
+            res = scores(order, labels[q_idx], labels[a_idx], classes)
             results.setdefault(row + (" (bin)" if model_cfg.binary else " (non-bin)"), {})[bits] = (
                 res
             )
             if model_cfg.binary:  # the method also reports the tanh outputs by cosine
-                res2 = scores(rank(qc, ac, False), labels[q_idx], labels[a_idx], classes)
+                order = ranking.rank(qc, ac, False)
+                res2 = scores(order, labels[q_idx], labels[a_idx], classes)
                 results.setdefault(row + " (non-bin)", {})[bits] = res2
             say(f"{row} {bits} bits: MAP@100 {res['map']:.4f} P@20 {res['p']:.4f} "
                 f"({timings[f'{row}-{bits}']:.0f} s)")  # fmt: skip
         # spectral baseline
-        from rsgui.spectral import SpectralEncoder
+        from rsgui.encoders.spectral import SpectralEncoder
 
         sub = _Subset(archive, a_idx)
         enc = SpectralEncoder.fit(sub, "ms10", bits)
         _, _, q_x, a_x = tiles_cache["ms10"]
         qc, ac = enc.encode(q_x.astype(np.float32)), enc.encode(a_x.astype(np.float32))
-        res = scores(rank(qc, ac, True), labels[q_idx], labels[a_idx], classes)
+        res = scores(ranking.rank(qc, ac, True), labels[q_idx], labels[a_idx], classes)
         results.setdefault("spectral (bin)", {})[bits] = res
         say(f"spectral {bits} bits: MAP@100 {res['map']:.4f} P@20 {res['p']:.4f}")
 
@@ -228,6 +211,15 @@ def run(args: argparse.Namespace) -> int:
                    (len(q_idx), len(a_idx), len(t_idx)), timings, total_s)  # fmt: skip
     print(f"thesis-ch5 results in {out} ({total_s:.0f} s)")
     return 0
+
+
+def _bar(bar):
+    """A Progress consumer drawing ``bar``."""
+
+    def show(p: Progress) -> None:
+        bar(int(p.done), None if p.total is None else int(p.total))
+
+    return show
 
 
 class _Subset:
