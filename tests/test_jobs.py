@@ -1,11 +1,10 @@
 """The job machinery: jobs run by superqt's GeneratorWorker report progress (thinned), return,
 fail into the notification area, pause and resume between yields, and on cancel are closed so
 their cleanup runs; the same generators run headless with :func:`rsgui.progress.drive`. Then the
-long jobs the panels start (training, generation, evaluation, indexing a model) headless."""
+evaluation job the evaluation panel starts, headless."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 from rsgui.encoders.registry import METHODS
-from rsgui.errors import Cancelled, JobError, ModelFileError
+from rsgui.errors import Cancelled, JobError
 from rsgui.progress import Progress, drive
 
 
@@ -197,10 +196,6 @@ def test_devices_always_offer_the_cpu_last(torch1):
     assert len(devices) == 1 + (torch1.cuda.device_count() if torch1.cuda.is_available() else 0)
 
 
-# --- the application's long jobs, headless -----------------------------------------------------
-TINY = {"width": 0.125, "image_size": 16}  # a conditional GAN that trains in a second
-
-
 @pytest.fixture(scope="module")
 def torch1():
     """torch on one thread (tiny networks), or skip without it."""
@@ -211,22 +206,7 @@ def torch1():
     torch.set_num_threads(before)
 
 
-uses_torch = pytest.mark.usefixtures("torch1")
-
-
-def tiny_gan(archive, out, steps=3, method="cdcgan", bands="rgb", on_progress=None, **kw):
-    from rsgui.services.training import train_job
-
-    job = train_job(archive, method, out, bands=bands, steps=steps, batch_size=8, device="cpu",
-                    model=TINY, **kw)  # fmt: skip
-    return drive(job, on_progress)
-
-
-@pytest.fixture(scope="module")
-def gan(torch1, demo_archive, tmp_path_factory) -> Path:
-    return tiny_gan(demo_archive, tmp_path_factory.mktemp("gan") / "g.safetensors").path
-
-
+# --- jobs the panels start, headless (training and generation: tests/test_services_*.py)
 @pytest.fixture(scope="module")
 def spectral_index(demo_archive, tmp_path_factory) -> Path:
     from rsgui.services.training import train_job
@@ -240,130 +220,6 @@ def test_every_method_is_offered(method):
     spec = METHODS[method]
     assert spec.default_bands in spec.band_sets
     assert spec.retrieval != spec.generator
-
-
-@pytest.mark.parametrize(
-    ("method", "kw", "message"),
-    [
-        ("nope", {}, "unknown method"),
-        ("gan-rgb", {"bands": "ms10"}, "band sets rgb"),
-        ("cdcgan", {"preset": "huge"}, "unknown preset"),
-    ],
-)
-def test_training_job_refuses_bad_settings(tmp_path, method, kw, message):
-    from rsgui.services.training import train_job
-
-    with pytest.raises(JobError, match=message):
-        drive(train_job(tmp_path, method, tmp_path / "m.safetensors", device="cpu", **kw))
-
-
-@uses_torch
-@pytest.mark.parametrize("method", ["cdcgan", "acgan"])
-def test_cgan_training_reports_steps_and_writes_checkpoint(demo_archive, tmp_path, method):
-    from rsgui.services.training import list_checkpoints
-
-    events: list[Progress] = []
-    out = tmp_path / f"{method}.safetensors"
-    result = tiny_gan(demo_archive, out, steps=2, method=method, on_progress=events.append)
-    steps = [p for p in events if p.stage == "train"]
-    assert [p.done for p in steps] == [1, 2]
-    assert all(p.values and p.rate is not None and p.eta_s is not None for p in steps)
-    assert result.path == out and not result.cancelled
-    meta = json.loads(out.with_suffix(".json").read_text())
-    assert meta["method"] == method and meta["step"] == 2
-    assert [c.path for c in list_checkpoints(tmp_path)] == [out]
-
-
-@uses_torch
-def test_cancel_stops_and_keeps_a_loadable_checkpoint(demo_archive, tmp_path):
-    """Cancel is closing the job: the trainer writes the checkpoint of the steps it did."""
-    from rsgui.services.training import train_job
-    from training.checkpoint import load_checkpoint
-
-    seen: list[Progress] = []
-    out = tmp_path / "c.safetensors"
-    job = train_job(demo_archive, "cdcgan", out, steps=50, batch_size=8, device="cpu", model=TINY)
-    for p in job:
-        if p.stage == "train":
-            seen.append(p)
-        if len(seen) >= 2:
-            job.close()
-            break
-    assert len(seen) == 2
-    _, meta = load_checkpoint(out, "cdcgan")
-    assert meta["step"] == 2 and meta["total_steps"] == 50
-
-
-def test_generation_is_reproducible_and_per_class(gan, demo_archive):
-    from rsgui.archive import Archive
-    from rsgui.services.generation import generation_job
-
-    classes = Archive.open(demo_archive).classes
-    a = drive(generation_job(gan, classes[0], n=5, seed=3))
-    b = drive(generation_job(gan, classes[0], n=5, seed=3))
-    c = drive(generation_job(gan, classes[0], n=5, seed=4))
-    assert a.pixels.shape == (5, 3, 16, 16) and a.band_names == ("B04", "B03", "B02")
-    assert np.array_equal(a.pixels, b.pixels) and not np.array_equal(a.pixels, c.pixels)
-    assert 0.0 <= a.pixels.min() and a.pixels.max() <= 1.0
-    with pytest.raises(JobError, match="no class 'Moon'"):
-        drive(generation_job(gan, "Moon", n=1))
-
-
-def test_interpolation_ends_at_the_two_seeds(gan, demo_archive):
-    from rsgui.archive import Archive
-    from rsgui.services.generation import generation_job, interpolation_job
-
-    cls = Archive.open(demo_archive).classes[2]
-    f = drive(interpolation_job(gan, cls, 3, 8, frames=5))
-    a = drive(generation_job(gan, cls, n=1, seed=3))
-    b = drive(generation_job(gan, cls, n=1, seed=8))
-    assert f.pixels.shape[0] == 5
-    np.testing.assert_allclose(f.pixels[0], a.pixels[0], atol=1e-5)
-    np.testing.assert_allclose(f.pixels[-1], b.pixels[0], atol=1e-5)
-
-
-@uses_torch
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [(b"not a model", "settings file"), (None, "no such model file")],
-)
-def test_bad_checkpoint_is_refused_with_its_name(tmp_path, content, message):
-    from rsgui.services.generation import read_model_info
-
-    path = tmp_path / "broken.safetensors"
-    if content is not None:
-        path.write_bytes(content)
-    with pytest.raises(ModelFileError, match=message) as err:
-        read_model_info(path)
-    assert "broken" in str(err.value)
-
-
-def test_a_hashing_checkpoint_is_not_a_generator(torch1, tmp_path):
-    from rsgui.services.generation import read_model_info
-    from training.checkpoint import save_checkpoint
-
-    path = save_checkpoint(tmp_path / "h.safetensors", {"w": torch1.zeros(2)},
-                           {"method": "deephash", "band_names": ["B04"], "bits": 8,
-                            "normalisation": {"clip": 1, "divisor": 1}})  # fmt: skip
-    with pytest.raises(ModelFileError, match="h.safetensors.*not a conditional GAN"):
-        read_model_info(path)
-
-
-def test_saved_samples_form_a_labelled_archive(gan, demo_archive, tmp_path):
-    import rasterio
-
-    from rsgui.archive import Archive
-    from rsgui.services.generation import generation_job, save_samples
-
-    cls = Archive.open(demo_archive).classes[1]
-    s = drive(generation_job(gan, cls, n=3, seed=1))
-    paths = save_samples(s, tmp_path / "extra")
-    assert len(paths) == 3 and all(p.parent.name == cls for p in paths)
-    with rasterio.open(paths[0]) as src:
-        assert src.descriptions == ("B04", "B03", "B02") and src.dtypes[0] == "uint16"
-        np.testing.assert_allclose(src.read() / 4095.0, s.pixels[0], atol=1 / 4095)
-    arc = Archive.open(tmp_path / "extra", band_names=["B04", "B03", "B02"])
-    assert arc.classes == (cls,) and len(arc) == 3
 
 
 def test_evaluation_job_matches_the_evaluation_service(spectral_index):
@@ -385,36 +241,3 @@ def test_evaluation_job_names_a_bad_file(tmp_path):
     bad.write_bytes(b"junk")
     with pytest.raises(JobError, match="junk"):
         drive(evaluation_job([bad]))
-
-
-def test_list_checkpoints_skips_temporary_and_broken(tmp_path, gan):
-    import shutil
-
-    from rsgui.services.training import list_checkpoints
-
-    shutil.copy(gan, tmp_path / "a.safetensors")
-    shutil.copy(gan.with_suffix(".json"), tmp_path / "a.json")
-    (tmp_path / ".a.safetensors.x.tmp.safetensors").write_bytes(b"")
-    (tmp_path / "b.safetensors").write_bytes(b"")
-    (tmp_path / "b.json").write_text("{broken")
-    assert [c.path.name for c in list_checkpoints(tmp_path)] == ["a.safetensors"]
-    assert list_checkpoints(tmp_path / "missing") == []
-
-
-@uses_torch
-@pytest.mark.parametrize("method", ["gan-ms", "dhnn-ms"])
-def test_unsupervised_methods_train_report_map_and_index(demo_archive, tmp_path, method):
-    from rsgui.archive import Archive
-    from rsgui.services.indexing import index_job
-    from rsgui.services.training import train_job
-
-    events: list[Progress] = []
-    out = tmp_path / f"{method}.safetensors"
-    job = train_job(demo_archive, method, out, bits=16, steps=2, batch_size=8, device="cpu")
-    result = drive(job, events.append)
-    steps = [p for p in events if p.stage == "train" and set(p.values) - {"map"}]
-    assert [p.done for p in steps] == [1, 2]
-    assert any("map" in p.values for p in steps)  # labelled archive: MAP measured while training
-    assert result.path == out and out.is_file()
-    indexed = drive(index_job(Archive.open(demo_archive), method, tmp_path / "i.npz", model=out))
-    assert indexed.method == method and indexed.n_tiles == 60 and indexed.path.is_file()
