@@ -2,6 +2,8 @@
 
     python bench/archive.py [--dir /tmp/rsgui-bench-archive] [--n 27000] [--read-limit N]
                             [--header-reader hand,tifffile] [--repeat 3]
+    python bench/archive.py --jpeg ../shared/data/eurosat-rgb [--repeat 3]   # the JPEG case
+    python bench/archive.py --jpeg synthetic [--n 27000]
 
 The synthetic archive is made once and reused. Writing 27,000 GeoTIFFs through GDAL takes
 minutes, so a handful of tiles per class are rendered with :mod:`rsgui.demo`, one GeoTIFF header
@@ -14,6 +16,11 @@ plain rasterio open+read of the same files, and a final ``ratio_read_vs_rasterio
 ``--header-reader hand,tifffile`` times the cold open with each plain-GeoTIFF tag reader, in turn,
 ``--repeat`` times (best of): the hand-written IFD parser of :mod:`rsgui.tiff_header` (what the
 application uses) against the same checks fed by ``tifffile``'s tag reader.
+
+``--jpeg DIR`` times a JPEG/PNG archive instead (EuroSAT RGB): cold open (headers read by
+:mod:`rsgui.image_header`, the manifest in a fresh ``RSGUI_CACHE_DIR``, so a read-only folder
+works and nothing is copied), the same with every header through GDAL, plain rasterio opening
+every file for its header, warm open, and tiles/s reading rgb against plain rasterio.
 """
 
 from __future__ import annotations
@@ -192,6 +199,122 @@ def bench_archive(a: Archive, indices: np.ndarray) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def make_jpeg_archive(root: Path, n: int, size: int = 64, seed: int = 0) -> Path:
+    """Write (once) ``n`` EuroSAT-RGB-like JPEGs: a few tiles per class encoded by GDAL, each
+    file a copy of one of them (the header reader sees real JPEG files)."""
+    from rasterio.io import MemoryFile
+
+    marker = root / ".rsgui-bench.json"
+    settings = {"n": n, "size": size, "seed": seed, "version": 1, "format": "jpeg"}
+    if marker.is_file() and json.loads(marker.read_text()) == settings:
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    total = sum(EUROSAT_COUNTS.values())
+    try:
+        for ci, (cls, count) in enumerate(EUROSAT_COUNTS.items()):
+            encoded = []
+            for b in range(4):
+                tile = demo.make_tile(cls, np.random.default_rng([seed, ci, b]), size)
+                rgb = np.clip(tile[[3, 2, 1]] / 12, 0, 255).astype(np.uint8)  # B04 B03 B02
+                with MemoryFile() as mem:
+                    with mem.open(driver="JPEG", dtype="uint8", count=3, height=size,
+                                  width=size) as dst:  # fmt: skip
+                        dst.write(rgb)
+                    encoded.append(mem.read())
+            (tmp / cls).mkdir()
+            for i in range(1, max(1, round(count * n / total)) + 1):
+                (tmp / cls / f"{cls}_{i}.jpg").write_bytes(encoded[i % len(encoded)])
+        (tmp / marker.name).write_text(json.dumps(settings))
+        os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
+
+
+def bench_jpeg(root: Path, repeat: int, read_limit: int | None) -> int:
+    """Cold and warm open of a JPEG/PNG archive (``root`` may be read-only: the manifest goes to
+    a fresh ``RSGUI_CACHE_DIR`` for each cold open, nothing is copied), against plain rasterio
+    opening every file for its header, one by one; then tiles/s reading rgb either way."""
+    import rasterio
+
+    from rsgui.listing import list_files
+
+    def cold(fast: bool) -> float:
+        with tempfile.TemporaryDirectory(prefix="rsgui-bench-cache-") as cache:
+            os.environ["RSGUI_CACHE_DIR"] = cache
+            shutil.rmtree(root / mf.CACHE_DIR_NAME, ignore_errors=True)
+            th.FAST_TIFF = fast
+            gc.collect()
+            try:
+                t0 = time.perf_counter()
+                a = Archive.open(root)
+                took = time.perf_counter() - t0
+            finally:
+                th.FAST_TIFF = True
+        assert not a.cache_hit and len(a), a.report()
+        return took
+
+    colds = [cold(True) for _ in range(max(1, repeat))]
+    gdal_cold = cold(False)
+    files = [root / f[0] for f in list_files(root) if not f[3]]
+    files = [p for p in files if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    t0 = time.perf_counter()
+    with rasterio.Env(**th.GDAL_ENV):
+        for p in files:
+            with rasterio.open(p) as src:
+                (src.count, src.height, src.width, src.dtypes[0])
+    plain_headers = time.perf_counter() - t0
+
+    with tempfile.TemporaryDirectory(prefix="rsgui-bench-cache-") as cache:
+        os.environ["RSGUI_CACHE_DIR"] = cache
+        a = Archive.open(root)
+        warm_runs = []
+        for _ in range(5):
+            gc.collect()
+            t0 = time.perf_counter()
+            a = Archive.open(root)
+            warm_runs.append(time.perf_counter() - t0)
+            assert a.cache_hit, a.report()
+        n_read = min(len(a), read_limit or 2000)
+        indices = np.linspace(0, len(a) - 1, n_read).astype(np.int64)
+        t0 = time.perf_counter()
+        for _ in a.iter_batches("rgb", batch_size=256, indices=indices):
+            pass
+        ours = n_read / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        with rasterio.Env(**th.GDAL_ENV):
+            for i in indices:
+                with rasterio.open(a.path_of(int(i))) as src:
+                    src.read()
+        plain = n_read / (time.perf_counter() - t0)
+    warm = float(np.median(warm_runs))
+    best = min(colds)
+    rows = [
+        ("archive", str(root)),
+        ("tiles", f"{len(a)}"),
+        (f"cold open (headers read directly), best of {len(colds)} s", f"{best:.2f}"),
+        ("cold open runs s", " ".join(f"{t:.2f}" for t in colds)),
+        ("cold open, every header through GDAL s", f"{gdal_cold:.2f}"),
+        ("plain rasterio: open every file for its header s", f"{plain_headers:.2f}"),
+        ("warm open (manifest), median of 5 s", f"{warm:.3f}"),
+        (f"read rgb Archive.iter_batches tiles/s ({n_read} tiles)", f"{ours:.0f}"),
+        ("read rgb plain rasterio tiles/s", f"{plain:.0f}"),
+    ]
+    w = max(len(r[0]) for r in rows)
+    for name, val in rows:
+        print(f"{name:<{w}}  {val:>10}")
+    print(
+        f"jpeg_cold_open_s={best:.2f} jpeg_warm_open_s={warm:.3f} "
+        f"ratio_cold_vs_rasterio_headers={best / plain_headers:.2f} "
+        f"ratio_read_vs_rasterio={ours / plain:.2f}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", default="/tmp/rsgui-bench-archive")
@@ -209,7 +332,20 @@ def main(argv: list[str] | None = None) -> int:
         + " (the first is the one reported as the cold open)",
     )
     ap.add_argument("--repeat", type=int, default=1, help="cold opens per reader (best of)")
+    ap.add_argument(
+        "--jpeg",
+        metavar="DIR",
+        default=None,
+        help="the JPEG case instead: cold and warm open of the JPEG/PNG archive DIR (read-only "
+        "is fine), or 'synthetic' for --n generated JPEGs in --dir-jpeg",
+    )
+    ap.add_argument("--dir-jpeg", default="/tmp/rsgui-bench-archive-jpeg")
     args = ap.parse_args(argv)
+    if args.jpeg:
+        root = Path(args.jpeg)
+        if args.jpeg == "synthetic":
+            root = make_jpeg_archive(Path(args.dir_jpeg).resolve(), args.n)
+        return bench_jpeg(root.resolve(), args.repeat, args.read_limit)
     readers = [r.strip() for r in args.header_reader.split(",") if r.strip()]
     if not readers or any(r not in HEADER_READERS for r in readers):
         ap.error(f"--header-reader: choose from {', '.join(HEADER_READERS)}")

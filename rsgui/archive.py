@@ -10,6 +10,14 @@ archive has a handful, not per file: the archive's shape is the most common (cou
 band order the most common one, and a file whose descriptions name the same bands in another
 order is read by name. Plain uncompressed GeoTIFFs (EuroSAT's) are read with one seek and one
 read; everything else goes through rasterio. ``RSGUI_FAST_TIFF=0`` sends everything to rasterio.
+
+Invalid pixels: NaN, infinity and the file's nodata value. The header scan also screens each
+GeoTIFF's pixels once (cached with the header): a tile with more than half of its pixels invalid
+in any band, or with every value 0, is left out and listed in ``problems``. In the tiles kept,
+reading masks invalid pixels: :class:`~rsgui.tiles.TileBatch` ``valid`` marks them, and they are
+filled with the tile's band means over its valid pixels, so every pixel handed on is finite.
+Histograms and band statistics skip them; a CNN sees the filled values. Integer tiles without a
+nodata value (EuroSAT's) are never checked, so masking costs them nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import contextlib
 import gc
 import json
 import os
-import warnings
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -69,20 +77,18 @@ def _norm_bands(bands: BandSpec, available: tuple[str, ...]) -> tuple[str, ...]:
 def _read_pixels(path: str, indexes: list[int], shape: Shape | None) -> np.ndarray:
     """Read 1-based ``indexes`` of one file; TileReadError on any failure or a changed shape."""
     import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
 
+    th.quiet_georeference_warnings()  # no georeference is a fact of the report, not a warning
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                if shape is not None and (src.count, src.height, src.width) != shape:
-                    raise TileReadError(
-                        path,
-                        f"changed since the archive was opened: now {src.count} bands of "
-                        f"{src.width}x{src.height} pixels, expected {shape[0]} of "
-                        f"{shape[2]}x{shape[1]}",
-                    )
-                return src.read(indexes)
+        with rasterio.open(path) as src:
+            if shape is not None and (src.count, src.height, src.width) != shape:
+                raise TileReadError(
+                    path,
+                    f"changed since the archive was opened: now {src.count} bands of "
+                    f"{src.width}x{src.height} pixels, expected {shape[0]} of "
+                    f"{shape[2]}x{shape[1]}",
+                )
+            return src.read(indexes)
     except TileReadError:
         raise
     except FileNotFoundError:
@@ -98,6 +104,23 @@ def _normalise(raw: np.ndarray, norm: Normalisation, out: np.ndarray) -> None:
     np.copyto(out, raw, casting="unsafe")
     np.minimum(out, np.float32(norm.clip), out=out)
     np.divide(out, np.float32(norm.divisor), out=out)
+
+
+def _may_be_invalid(kind: dict) -> tuple[bool, float | None]:
+    """(whether tiles of this header kind can hold invalid pixels, their nodata value): float
+    tiles can hold NaN and infinity, any tile its file's nodata value. Integer tiles without a
+    nodata value (EuroSAT's) are never checked, so masking costs them nothing."""
+    nodata = kind.get("nodata")
+    return str(kind.get("dtype", "")).startswith(("float", "complex")) or nodata is not None, nodata
+
+
+def fill_invalid(tile: np.ndarray, bad: np.ndarray) -> None:
+    """Replace the ``bad`` (H, W) pixels of a normalised (C, H, W) tile, in place, by the tile's
+    band means over its valid pixels (0 where no pixel is valid). How a masked pixel enters a
+    CNN: as the tile's own average colour, which neither adds an edge nor a new value."""
+    good = ~bad
+    means = tile[:, good].mean(axis=1) if good.any() else np.zeros(len(tile), np.float32)
+    tile[:, bad] = means[:, None]
 
 
 # ---------------------------------------------------------------------------- scanning headers
@@ -152,6 +175,7 @@ def _scan(
     mtimes = np.array([f[2] for f in wanted], dtype=np.int64)
     kind_ids = np.full(n, -1, dtype=np.int64)
     geo = np.full((n, mf.GEO_COLS), np.nan)
+    checks = np.zeros(n, dtype=np.int64)
     table = _KindTable()
     filled = np.zeros(n, dtype=bool)
     in_use: Path | None = None  # a cache that matches the folder exactly needs no rewrite
@@ -164,6 +188,7 @@ def _scan(
             remap = np.array([table.id_of(k) for k in cache.kinds], dtype=np.int64)
             kind_ids[take] = remap[cache.kind_ids[pos[take]]]
             geo[take] = cache.geo[pos[take]]
+            checks[take] = cache.checks[pos[take]]
             filled |= take
         if filled.all():
             break
@@ -173,12 +198,13 @@ def _scan(
         heads = th.read_headers(root, todo, progress, workers, done_before=n - len(todo), total=n)
         _with_lonlat(heads)
         for j, h in zip(left, heads, strict=True):
+            checks[j] = h.pop("check", 0)
             kind, row = mf.split_entry(h)
             kind_ids[j] = table.id_of(kind)
             geo[j] = row
     elif progress:
         progress(n, n)
-    m = mf.Manifest(paths, sizes, mtimes, kind_ids, table.kinds, geo)
+    m = mf.Manifest(paths, sizes, mtimes, kind_ids, table.kinds, geo, checks)
     if use_cache and in_use is None:
         in_use = mf.save_manifest(root, m)
     return m, len(left), in_use
@@ -349,9 +375,16 @@ def _kept_and_skipped(m: mf.Manifest, reason: dict[int, str]) -> tuple[list[int]
 
 
 def _labelled(paths: list[str], kept: list[int], by_first_folder: bool) -> bool:
-    """EuroSAT layout: every tile sits in a first-level class folder. A preset chosen by the
-    user that says "labelled" labels by the first folder however deep the file is."""
-    return bool(kept) and (by_first_folder or all(paths[j].count("/") == 1 for j in kept))
+    """EuroSAT layout: every tile sits in a class folder, most of them directly. A tile nested
+    deeper keeps the class of its first folder (one stray subfolder does not unlabel the whole
+    archive). A preset chosen by the user that says "labelled" labels by the first folder
+    however deep the file is."""
+    if not kept:
+        return False
+    if by_first_folder:
+        return True
+    depths = [paths[j].count("/") for j in kept]
+    return min(depths) >= 1 and 2 * depths.count(1) > len(depths)
 
 
 def _records(m: mf.Manifest, kept: list[int], shape: Shape, labelled: bool) -> list[TileRecord]:
@@ -408,6 +441,7 @@ class Archive:
         kind_names: list[tuple[str, ...] | None] | None = None,
         record_kind: np.ndarray | None = None,
         record_stat: np.ndarray | None = None,
+        record_check: np.ndarray | None = None,
         band_source: str = "",
         cache_path: Path | None = None,
         cache_hit: bool = False,
@@ -428,6 +462,8 @@ class Archive:
         self._kind_names = kind_names or [band_names]
         self._record_kind = record_kind if record_kind is not None else np.zeros(n, np.int64)
         self._record_stat = record_stat if record_stat is not None else np.full((n, 2), -1)
+        self._record_check = record_check if record_check is not None else np.zeros(n, np.int64)
+        self._no_raw = np.zeros(n, dtype=bool)  # records whose cached layout is known stale
         self._plain_ok = bool(th.FAST_TIFF)
         labelled = {r.label for r in records} - {None}
         self.classes = tuple(sorted(labelled))
@@ -471,7 +507,11 @@ class Archive:
         if preset is not None and preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
         order = parse_band_order(band_names)
-        family, wanted, problems = _pick_files(list_files(root, RASTER_EXTENSIONS), preset)
+        unlisted: list[tuple[str, str]] = []
+        family, wanted, problems = _pick_files(
+            list_files(root, RASTER_EXTENSIONS, unlisted), preset
+        )
+        problems += [Problem(rel, reason) for rel, reason in unlisted]
         m, n_read, cache_path = _scan(root, wanted, use_cache, progress, workers)
         kinds = _Kinds.of(m)
         shape, n_readable = _archive_shape(kinds)
@@ -501,6 +541,7 @@ class Archive:
             kind_names=[naming.names.get(k) for k in range(len(m.kinds))],
             record_kind=m.kind_ids[kept_arr],
             record_stat=np.stack([m.sizes[kept_arr], m.mtimes[kept_arr]], axis=1),
+            record_check=m.checks[kept_arr],
             band_source=band_source,
             cache_path=cache_path,
             cache_hit=n_read == 0,
@@ -509,6 +550,11 @@ class Archive:
     # ------------------------------------------------------------------ reading
     def __len__(self) -> int:
         return len(self.records)
+
+    def tile_stats(self) -> np.ndarray:
+        """(N, 3) int64 per record: size, mtime_ns and content check when it was scanned (what
+        an index stores to tell later which tiles changed)."""
+        return np.column_stack([self._record_stat, self._record_check]).astype(np.int64)
 
     def path_of(self, index: int) -> Path:
         """Absolute path of record ``index``."""
@@ -526,17 +572,21 @@ class Archive:
         that has not changed since it was scanned, else through rasterio with a shape check."""
         path = str(self.path_of(i))
         kind = self._kinds[self._record_kind[i]]
-        if "raw" in kind and self._plain_ok:
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                raise TileReadError(path, "file not found (moved or deleted?)") from None
-            except OSError as e:
-                raise TileReadError(path, f"cannot be read: {e.strerror or e}") from None
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise TileReadError(path, "file not found (moved or deleted?)") from None
+        except OSError as e:
+            raise TileReadError(path, f"cannot be read: {e.strerror or e}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise TileReadError(path, "is no longer a regular file")
+        if "raw" in kind and self._plain_ok and not self._no_raw[i]:
             size, mtime = self._record_stat[i]
             if st.st_size == size and st.st_mtime_ns == mtime:
                 try:
-                    return th.read_raw_pixels(path, kind, indexes)
+                    return th.read_raw_pixels(path, kind, indexes, int(self._record_check[i]))
+                except th.LayoutChanged:
+                    pass  # same size and time, other content: read it afresh, shape checked
                 except OSError as e:
                     raise TileReadError(path, f"cannot read pixels ({e})") from None
         return _read_pixels(path, indexes, self._shape())
@@ -550,6 +600,8 @@ class Archive:
         h, w = self.tile_shape
         out = np.empty((len(idx), len(names), h, w), dtype=np.float32)
         per_kind: dict[int, list[int]] = {}  # band positions depend only on the header kind
+        checked: dict[int, tuple[bool, float | None]] = {}  # (may hold invalid pixels, nodata)
+        valid: np.ndarray | None = None
         with rasterio.Env(**th.GDAL_ENV):
             for j, i in enumerate(idx):
                 if i < 0 or i >= len(self.records):
@@ -557,9 +609,43 @@ class Archive:
                 k = int(self._record_kind[i])
                 if k not in per_kind:
                     per_kind[k] = self._indexes_for(i, names)
-                raw = self._read_file(i, per_kind[k])
+                    checked[k] = _may_be_invalid(self._kinds[k])
+                try:
+                    raw = self._read_file(i, per_kind[k])
+                except TileReadError:
+                    self._forget(i)
+                    raise
                 _normalise(raw, self.normalisation, out[j])
-        return TileBatch(out, names, [self.records[i] for i in idx])
+                if checked[k][0]:
+                    bad = th.invalid_mask(raw, checked[k][1])
+                    if bad is not None:
+                        if valid is None:
+                            valid = np.ones((len(idx), h, w), dtype=bool)
+                        valid[j] = ~bad
+                        fill_invalid(out[j], bad)
+        return TileBatch(out, names, [self.records[i] for i in idx], valid)
+
+    def note_checks(self, checks: np.ndarray) -> list[int]:
+        """Take fresh content checks (one per record, 0 unknown) for records whose scan was
+        stale (same size and mtime, other content): they are read afresh from now on, and
+        dropped from the header cache so the next scan reads them again. Returns their
+        positions."""
+        checks = np.asarray(checks, dtype=np.int64)
+        stale = np.flatnonzero((checks != 0) & (checks != self._record_check))
+        if stale.size:
+            self._record_check[stale] = checks[stale]
+            self._no_raw[stale] = True  # the cached offsets are of the old content
+            if self.cache_path is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    mf.drop_entries(self.root, [self.records[i].path for i in stale])
+        return stale.tolist()
+
+    def _forget(self, i: int) -> None:
+        """Drop a tile that could not be read from the header cache, so the next scan reads its
+        header again (and reports the file) instead of trusting it until it is touched."""
+        if self.cache_path is not None:
+            with contextlib.suppress(OSError, ValueError):
+                mf.drop_entries(self.root, [self.records[i].path])
 
     def read_raw(self, index: int) -> np.ndarray:
         """(C, H, W) file values of every band, in ``band_names`` order (for statistics views)."""
@@ -691,7 +777,13 @@ def read_tile_file(
             raw = _read_pixels(pstr, indexes, (c, h, w))
     out = np.empty((1, len(wanted), h, w), dtype=np.float32)
     _normalise(raw, normalisation, out[0])
+    valid = None
+    maybe, nodata = _may_be_invalid(e)
+    bad = th.invalid_mask(raw, nodata) if maybe else None
+    if bad is not None:
+        valid = ~bad[None]
+        fill_invalid(out[0], bad)
     if e.get("crs"):
         e["lonlat"] = lonlat_many([(e["crs"], tuple(e["bounds"]))])[0]
     rec = TileRecord(0, p.resolve().as_posix(), None, h, w, c, georef_from_entry(e))
-    return TileBatch(out, wanted, [rec])
+    return TileBatch(out, wanted, [rec], valid)

@@ -158,29 +158,65 @@ def tile_transform(k: int, size: int, rng: np.random.Generator):
     return epsg, Affine(10.0, 0.0, x0, 0.0, -10.0, y0)
 
 
+def _demo_files(settings: dict) -> list[str]:
+    """The files (relative paths) a demo archive made with ``settings`` holds, marker aside."""
+    n = int(settings.get("n_per_class", 0))
+    return [f"{cls}/{cls}_{k}.tif" for cls in CLASSES for k in range(1, n + 1)]
+
+
+def _read_marker(marker: Path) -> dict | None:
+    """The settings and file list of a demo archive, None when ``marker`` is not one of ours.
+    Markers of version 1 list no files: theirs are the names those settings make."""
+    try:
+        previous = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(previous, dict) or "n_per_class" not in previous:
+        return None
+    files = previous.get("files")
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        files = _demo_files(previous)
+    previous["files"] = [f for f in files if _plain_rel(f)]
+    return previous
+
+
+def _plain_rel(rel: str) -> bool:
+    """A relative path of the demo layout (CLASS/NAME.tif): nothing a marker says leads out."""
+    parts = rel.split("/")
+    return len(parts) == 2 and all(p and p not in (".", "..") and "\\" not in p for p in parts)
+
+
 def make_demo_archive(
     root: str | os.PathLike, n_per_class: int = 20, size: int = 64, seed: int = 0
 ) -> Path:
     """Create (or reuse, when made with the same settings) a demo archive at ``root``.
 
-    The archive is built in a temporary folder beside ``root`` and renamed into place, so an
-    interrupted run never leaves a partial archive."""
+    A new archive is built in a temporary folder beside ``root`` and renamed into place, so an
+    interrupted run never leaves a partial archive. A demo archive made with other settings is
+    remade in place: only the files its marker (``.rsgui-demo.json``) lists are replaced or
+    removed; any other file in the folder is the user's and stays. A non-empty folder without a
+    marker is refused."""
     import rasterio
 
     root = Path(root).expanduser().resolve()
-    settings = {"n_per_class": n_per_class, "size": size, "seed": seed, "version": 1}
+    settings = {"n_per_class": n_per_class, "size": size, "seed": seed, "version": 2}
     marker = root / MARKER
+    previous = None
     if root.exists():
-        try:
-            previous = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            previous = None
-        if previous == settings:
-            return root
+        if not root.is_dir():
+            raise FileExistsError(f"{root}: exists and is not a folder")
+        previous = _read_marker(marker)
+        if previous is not None and previous.get("complete", True):
+            same = {k: previous.get(k) for k in ("n_per_class", "size", "seed")}
+            if same == {k: settings[k] for k in same} and all(
+                (root / f).is_file() for f in _demo_files(settings)
+            ):
+                return root
         if previous is None and any(root.iterdir()):
             raise FileExistsError(f"{root}: folder exists and is not empty nor a demo archive")
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
+    new_files = _demo_files(settings)
     try:
         with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
             k = 0
@@ -192,11 +228,44 @@ def make_demo_archive(
                     epsg, tr = tile_transform(k, size, rng)
                     write_geotiff(tmp / cls / f"{cls}_{n}.tif", data, crs=epsg, transform=tr)
                     k += 1
-        (tmp / MARKER).write_text(json.dumps(settings))
-        if root.exists():
-            shutil.rmtree(root)  # empty folder or a demo made with other settings
-        os.replace(tmp, root)
-    except BaseException:
+        done = {**settings, "files": new_files}
+        if previous is None:
+            (tmp / MARKER).write_text(json.dumps(done))
+            if root.exists():
+                root.rmdir()  # an empty folder: nothing of the user's in it
+            os.replace(tmp, root)
+        else:
+            _replace_in_place(root, tmp, previous["files"], new_files, settings, done)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
+
+
+def _replace_in_place(root, tmp, old_files, new_files, settings, done) -> None:
+    """Swap the tiles of a demo archive for those built in ``tmp``, touching only files the
+    program made. The marker lists both sets while this runs, so an interrupted swap is finished
+    by the next run instead of leaving files no marker names."""
+    ours = set(old_files)
+    clash = [f for f in new_files if f not in ours and os.path.lexists(root / f)]
+    if clash:
+        raise FileExistsError(
+            f"{root / clash[0]}: a file the demo archive did not make is in the way; "
+            "move it or choose another folder"
+        )
+    marker = root / MARKER
+    both = sorted(ours | set(new_files))
+    marker.write_text(json.dumps({**settings, "files": both, "complete": False}))
+    for rel in new_files:
+        (root / rel).parent.mkdir(exist_ok=True)
+        os.replace(tmp / rel, root / rel)
+    keep = set(new_files)
+    for rel in old_files:
+        if rel not in keep:
+            p = root / rel
+            if p.is_file() and not p.is_symlink():
+                p.unlink()
+            try:
+                p.parent.rmdir()  # a class folder left empty; kept when it holds anything else
+            except OSError:
+                pass
+    marker.write_text(json.dumps(done))

@@ -48,3 +48,24 @@ class JobError(RsguiError):
 
 class BackboneUnavailable(RsguiError):
     """A pretrained network whose weights are not installed."""
+
+
+class UnsafeNameError(RsguiError, ValueError):
+    """A name or path read from a file that would lead outside the folder it belongs in."""
+
+
+class SavedSearchError(RsguiError, ValueError):
+    """A saved-search file that cannot be used: not one, damaged, too large or out of range."""
+
+
+class FileBusyError(RsguiError, OSError):
+    """Another program is writing the same output file (its lock is held)."""
+
+
+class StaleIndexError(RsguiError, ValueError):
+    """An index whose archive changed since it was built, where that cannot be ignored."""
+
+
+class TrainingDiverged(JobError):
+    """A training step gave a NaN or infinite loss (or would save such weights): the run stops
+    and nothing non-finite is written."""

@@ -5,6 +5,11 @@ archive's normalisation) and return ``(N, D)`` float32 feature vectors. They are
 over tiles and bands (one ``bincount`` per call, no Python loop over tiles), so a 27,000-tile
 archive is processed in batches at the speed of reading it. The spectral hashing method and the
 unsupervised similarity matrix both build on these.
+
+Masked pixels (NaN, infinite or nodata in the file; :class:`rsgui.tiles.TileBatch` ``valid``)
+are left out of the histograms: each histogram holds fractions of the valid pixels only, so a
+tile with a nodata border matches tiles of its class, not other bordered tiles. The raw colour
+feature sees the filled values (the tile's band means) instead.
 """
 
 from __future__ import annotations
@@ -44,10 +49,13 @@ def bin_indices(pixels: np.ndarray, bins: int, low=None, high=None) -> np.ndarra
     return scaled.astype(np.uint8)
 
 
-def global_histogram(pixels: np.ndarray, bins: int = 16, low=None, high=None) -> np.ndarray:
+def global_histogram(
+    pixels: np.ndarray, bins: int = 16, low=None, high=None, valid=None
+) -> np.ndarray:
     """Per band, the fraction of pixels in each of ``bins`` intervals over [0, 1] (or over the
-    band's ``[low, high]``): ``D = C * bins``, each band's histogram sums to 1."""
-    return local_histogram(pixels, bins=bins, grid=1, low=low, high=high)
+    band's ``[low, high]``): ``D = C * bins``, each band's histogram sums to 1. ``valid``:
+    (N, H, W) bool, pixels to count (None: all)."""
+    return local_histogram(pixels, bins=bins, grid=1, low=low, high=high, valid=valid)
 
 
 def local_histogram(
@@ -57,6 +65,7 @@ def local_histogram(
     grid: int | None = None,
     low=None,
     high=None,
+    valid=None,
 ) -> np.ndarray:
     """Histograms per band per patch, concatenated: ``D = C * n_patches * bins``.
 
@@ -65,6 +74,8 @@ def local_histogram(
     divide evenly get patches differing by one pixel. Each patch histogram holds fractions (sums
     to 1), so patches of different sizes weigh the same. Layout: band-major, then patch
     (row-major), then bin. ``low``/``high``: per-band limits as in :func:`bin_indices`.
+    ``valid``: (N, H, W) bool; only those pixels are counted, and each patch's fractions are of
+    its valid pixels (a patch without any is all zeros).
     """
     pixels = _check(pixels)
     n, c, h, w = pixels.shape
@@ -81,6 +92,16 @@ def local_histogram(
     patch_of_pixel = (rows[:, None] * grid + cols[None, :]).astype(np.int64)
     counts = np.bincount(patch_of_pixel.ravel(), minlength=n_patches).astype(np.float32)
     per_tile = c * n_patches * bins
+    if valid is not None:
+        valid = np.asarray(valid, dtype=bool)
+        if valid.shape != (n, h, w):
+            raise ValueError(f"valid mask {valid.shape} does not fit tiles {pixels.shape}")
+        if valid.all():
+            valid = None
+        else:
+            cells = patch_of_pixel[None] + (np.arange(n) * n_patches)[:, None, None]
+            per_patch = np.bincount(cells[valid], minlength=n * n_patches).astype(np.float32)
+            counts = np.maximum(per_patch.reshape(n, n_patches), 1.0)
     out = np.empty((n, per_tile), dtype=np.float32)
     # offset of (band, patch) cells inside one tile's feature vector, (C, H, W)
     cell = (np.arange(c)[:, None, None] * n_patches + patch_of_pixel[None]) * bins
@@ -89,9 +110,15 @@ def local_histogram(
         m = len(chunk)
         flat = bin_indices(chunk, bins, low, high) + cell[None]  # (m, C, H, W) int64
         flat += (np.arange(m, dtype=np.int64) * per_tile)[:, None, None, None]
-        hist = np.bincount(flat.ravel(), minlength=m * per_tile).astype(np.float32)
+        weights = None
+        if valid is not None:
+            weights = np.broadcast_to(valid[start : start + m, None], chunk.shape).ravel()
+        hist = np.bincount(flat.ravel(), weights, minlength=m * per_tile).astype(np.float32)
         out[start : start + m] = hist.reshape(m, per_tile)
-    out = out.reshape(n, c, n_patches, bins) / counts[None, None, :, None]
+    if valid is None:
+        out = out.reshape(n, c, n_patches, bins) / counts[None, None, :, None]
+    else:
+        out = out.reshape(n, c, n_patches, bins) / counts[:, None, :, None]
     return out.reshape(n, per_tile)
 
 
@@ -103,16 +130,18 @@ def extract(
     power: float = 1.0,
     low=None,
     high=None,
+    valid=None,
 ) -> np.ndarray:
     """One of the three features by name; ``power`` < 1 compresses histogram fractions
     (0.5 is the Hellinger / square-root map, which lets rare but telling bins count).
-    ``low``/``high``: per-band limits, see :func:`band_stretch`."""
+    ``low``/``high``: per-band limits, see :func:`band_stretch`. ``valid``: (N, H, W) bool
+    mask of the pixels histograms count (None: all)."""
     if kind == "raw":
         feats = raw_colour(pixels if low is None else band_stretch(pixels, low, high))
     elif kind == "global":
-        feats = global_histogram(pixels, bins, low, high)
+        feats = global_histogram(pixels, bins, low, high, valid=valid)
     elif kind == "local":
-        feats = local_histogram(pixels, bins, patch, low=low, high=high)
+        feats = local_histogram(pixels, bins, patch, low=low, high=high, valid=valid)
     else:
         raise ValueError(f"unknown feature {kind!r}; choose raw, global or local")
     if power != 1.0 and kind != "raw":

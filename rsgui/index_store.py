@@ -14,9 +14,9 @@ JSON halves alone, without reading the arrays.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
-import zipfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,13 +24,16 @@ from typing import Literal
 
 import numpy as np
 
-from rsgui.atomic import atomic_path, atomic_write_text
+from rsgui.atomic import locked, new_pair_id, resolve_pair, save_pair
 from rsgui.bands import BAND_SETS
 from rsgui.codes import n_bytes, pack_codes
 from rsgui.cosine import cosine_topk, normalise_rows
 from rsgui.errors import IndexFileError, IndexMismatchError
 from rsgui.hamming import PackedCodes, hamming_topk
 from rsgui.ranking import drop_excluded, exclusions
+from rsgui.safeload import load_npz, read_json
+
+log = logging.getLogger(__name__)
 
 FORMAT = "rsgui-index"
 FORMAT_VERSION = 1
@@ -93,9 +96,17 @@ class HashIndex:
         codes: np.ndarray | None = None,
         features: np.ndarray | None = None,
         extra_arrays: dict[str, np.ndarray] | None = None,
+        tile_stats: np.ndarray | None = None,
     ):
         self.meta = meta
         self.paths = [str(p) for p in paths]
+        # per tile (size, mtime_ns, content check) when it was encoded: what tells a changed
+        # archive apart (:func:`rsgui.services.indexing.index_changes`); None for older indexes
+        self.tile_stats = None if tile_stats is None else np.asarray(tile_stats, np.int64)
+        if self.tile_stats is not None and self.tile_stats.shape != (len(self.paths), 3):
+            raise ValueError(
+                f"tile stats must be ({len(self.paths)}, 3), got {self.tile_stats.shape}"
+            )
         self.labels = list(labels) if labels is not None else [None] * len(self.paths)
         self.extra_arrays = dict(extra_arrays or {})
         if meta.kind == "binary":
@@ -130,6 +141,7 @@ class HashIndex:
         labels: list[str | None] | None,
         meta: IndexMeta,
         extra_arrays: dict[str, np.ndarray] | None = None,
+        tile_stats: np.ndarray | None = None,
     ) -> HashIndex:
         """From encoder output (N, bits): binarised by sign and packed, or kept as float features."""
         codes = np.asarray(codes)
@@ -137,10 +149,10 @@ class HashIndex:
             raise ValueError(f"codes must be (N, {meta.bits}), got {codes.shape}")
         labels = labels if labels is not None else [None] * len(paths)
         if meta.kind == "binary":
-            return cls(meta, paths, labels, codes=pack_codes(codes), extra_arrays=extra_arrays)
-        return cls(
-            meta, paths, labels, features=codes.astype(np.float32), extra_arrays=extra_arrays
-        )
+            return cls(meta, paths, labels, codes=pack_codes(codes), extra_arrays=extra_arrays,
+                       tile_stats=tile_stats)  # fmt: skip
+        return cls(meta, paths, labels, features=codes.astype(np.float32),
+                   extra_arrays=extra_arrays, tile_stats=tile_stats)  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -237,20 +249,35 @@ class HashIndex:
                     f"extra array {name!r} holds Python objects; only numbers are saved"
                 )
             arrays[_EXTRA + name] = arr
+        if self.tile_stats is not None:
+            arrays["tile_stats"] = np.asarray(self.tile_stats, dtype=np.int64)
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **self.meta.to_dict()}
         meta.update(count=len(self), arrays=npz_path.name, extra_arrays=sorted(self.extra_arrays))
-        with atomic_path(npz_path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        atomic_write_text(json_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        # one id in both halves ties them; the lock keeps a second writer from mixing them
+        meta["pair_id"] = pair = new_pair_id()
+        arrays["pair_id"] = np.array(pair)
+
+        def write_arrays(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+        text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+        save_pair(npz_path, write_arrays, json_path, text, pair)
         return npz_path
 
     @classmethod
     def load(cls, path) -> HashIndex:
         """Read an index, refusing files that are missing, foreign, pickled or inconsistent."""
         npz_path, json_path = index_paths(path)
-        meta_d = _read_meta(json_path, npz_path)
-        arrays = _read_arrays(npz_path)
+        meta_d, arrays = _read_pair(json_path, npz_path)
+        _check_finite(npz_path, arrays)
         try:
+            if not isinstance(meta_d["method"], str) or not isinstance(meta_d["band_names"], list):
+                raise ValueError("method or band names missing")
+            if not all(isinstance(b, str) for b in meta_d["band_names"]):
+                raise ValueError(f"band names {meta_d['band_names']!r} are not names")
+            if type(meta_d["bits"]) is not int or meta_d["bits"] < 1:
+                raise ValueError(f"bits {meta_d['bits']!r} is not a positive integer")
             meta = IndexMeta(
                 method=str(meta_d["method"]),
                 band_names=tuple(meta_d["band_names"]),
@@ -261,7 +288,8 @@ class HashIndex:
                 encoder=dict(meta_d.get("encoder") or {}),
                 created=str(meta_d.get("created") or ""),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+            _check_normalisation(meta.normalisation)
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise IndexFileError(f"{json_path}: incomplete index metadata ({exc})") from None
         data_key = "codes" if meta.kind == "binary" else "features"
         for key in (data_key, "paths", "labels", "has_label"):
@@ -269,11 +297,16 @@ class HashIndex:
                 raise IndexFileError(f"{npz_path}: array {key!r} is missing; not an index file")
         data, paths = arrays[data_key], arrays["paths"]
         n = data.shape[0] if data.ndim else -1
-        if paths.ndim != 1 or paths.shape[0] != n or arrays["labels"].shape != paths.shape:
+        if (
+            paths.ndim != 1
+            or paths.shape[0] != n
+            or arrays["labels"].shape != paths.shape
+            or arrays["has_label"].shape != paths.shape
+        ):
             raise IndexFileError(
                 f"{npz_path}: {paths.shape[0] if paths.ndim else 0} paths for {n} codes; the file is inconsistent"
             )
-        if meta_d.get("count") is not None and int(meta_d["count"]) != n:
+        if meta_d.get("count") is not None and meta_d["count"] != n:
             raise IndexFileError(
                 f"{npz_path}: holds {n} codes but {json_path.name} says {meta_d['count']}; "
                 "the two files do not belong together"
@@ -283,14 +316,73 @@ class HashIndex:
             for lab, has in zip(arrays["labels"], arrays["has_label"], strict=True)
         ]
         extra = {k[len(_EXTRA) :]: v for k, v in arrays.items() if k.startswith(_EXTRA)}
+        paths = _checked_paths(npz_path, paths.tolist(), meta.archive_root)
+        stats = arrays.get("tile_stats")
+        if stats is not None and (stats.dtype.kind not in "iu" or stats.shape != (n, 3)):
+            stats = None  # not ours to trust: the index works, only change detection is off
         try:
             if meta.kind == "binary":
                 if data.dtype != np.uint8:
                     raise ValueError(f"codes must be uint8, got {data.dtype}")
-                return cls(meta, list(paths), labels, codes=data, extra_arrays=extra)
-            return cls(meta, list(paths), labels, features=data, extra_arrays=extra)
+                return cls(meta, paths, labels, codes=data, extra_arrays=extra, tile_stats=stats)
+            return cls(meta, paths, labels, features=data, extra_arrays=extra, tile_stats=stats)
         except ValueError as exc:
             raise IndexFileError(f"{npz_path}: {exc}") from None
+
+
+def _checked_paths(npz_path: Path, paths: list, archive_root) -> list[str]:
+    """Tile paths of an index of an archive folder are relative and stay inside it: a stored
+    ``../x`` or ``/etc/x`` is refused (:func:`rsgui.paths.inside` for what is joined later)."""
+    paths = [str(p) for p in paths]
+    if archive_root:
+        for p in paths:
+            if p.startswith("/") or ".." in p and ".." in p.split("/") or "\x00" in p:
+                raise IndexFileError(
+                    f"{npz_path}: tile path {p!r} leads outside the archive; refused"
+                )
+    return paths
+
+
+def _pair_of(meta: dict, arrays: dict[str, np.ndarray]) -> tuple[str | None, str | None]:
+    a = arrays.get("pair_id")
+    return meta.get("pair_id"), (str(a) if a is not None and a.ndim == 0 else None)
+
+
+def _read_pair(json_path: Path, npz_path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """Both halves of an index, checked to come from one write (their ``pair_id``). A writer
+    killed between its two renames left its JSON half pending: the swap is finished here
+    (:func:`rsgui.atomic.resolve_pair`), so the index read is the old one or the new one; a live
+    writer is waited for. A lasting mismatch is an :class:`IndexFileError` naming both files.
+    An index of an older version has no id: it loads, with a warning that its halves cannot be
+    checked."""
+    if not json_path.is_file() and npz_path.is_file():
+        arrays = _read_arrays(npz_path)
+        found = resolve_pair(npz_path, json_path, _pair_of({}, arrays)[1])
+        meta = _read_meta(found or json_path, npz_path)
+    else:
+        meta = _read_meta(json_path, npz_path)
+        arrays = _read_arrays(npz_path)
+    ids = _pair_of(meta, arrays)
+    if ids[0] != ids[1]:
+        found = resolve_pair(npz_path, json_path, ids[1])
+        if found is None:
+            with locked(npz_path, shared=True):  # a live writer: read once it has finished
+                arrays = _read_arrays(npz_path)
+            found = resolve_pair(npz_path, json_path, _pair_of({}, arrays)[1]) or json_path
+        meta = _read_meta(found, npz_path)
+        ids = _pair_of(meta, arrays)
+    if ids[0] != ids[1]:
+        raise IndexFileError(
+            f"{npz_path} and {json_path.name} come from different writes (their ids differ: "
+            f"{str(ids[1] or 'none')[:40]} and {str(ids[0] or 'none')[:40]}); rebuild the index"
+        )
+    if ids[0] is None:
+        log.warning(
+            "%s: an index of an older version (no pair id); its two halves cannot be checked "
+            "against each other, rebuild it to add one",
+            json_path,
+        )
+    return meta, arrays
 
 
 def _read_meta(json_path: Path, npz_path: Path) -> dict:
@@ -299,9 +391,9 @@ def _read_meta(json_path: Path, npz_path: Path) -> dict:
             f"{json_path}: index metadata file is missing (an index is {npz_path.name} + {json_path.name})"
         )
     try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IndexFileError(f"{json_path}: not a readable index metadata file ({exc})") from None
+        meta = read_json(json_path, IndexFileError, what="index metadata file")
+    except FileNotFoundError:
+        raise IndexFileError(f"{json_path}: index metadata file is missing") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise IndexFileError(f"{json_path}: not an index metadata file")
     version = meta.get("format_version")
@@ -314,26 +406,32 @@ def _read_meta(json_path: Path, npz_path: Path) -> dict:
 
 
 def _read_arrays(npz_path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an index, each member's claimed size checked before it is allocated
+    (:mod:`rsgui.npzfile`); pickled members refused."""
     if not npz_path.is_file():
         raise IndexFileError(f"{npz_path}: index array file is missing")
-    try:
-        with open(npz_path, "rb") as f:
-            if f.read(4) != b"PK\x03\x04":
-                raise IndexFileError(
-                    f"{npz_path}: not an index array file (expected a .npz archive)"
-                )
-        with np.load(npz_path, allow_pickle=False) as z:
-            return {key: z[key] for key in z.files}
-    except IndexFileError:
-        raise
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+    return load_npz(npz_path, IndexFileError, what="index array file")
+
+
+def _check_normalisation(norm: dict) -> None:
+    """A stored pixel scaling must be two finite numbers with a positive divisor: a NaN there
+    turns every query tile into NaN."""
+    if not norm:
+        return
+    clip, divisor = float(norm["clip"]), float(norm["divisor"])
+    if not (np.isfinite(clip) and np.isfinite(divisor) and divisor > 0):
+        raise ValueError(f"normalisation clip {clip} / divisor {divisor} is not usable")
+
+
+def _check_finite(npz_path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Refuse float arrays holding NaN or infinity (a diverged model, a damaged file): codes or
+    projections made of them rank every tile alike."""
+    for key, arr in arrays.items():
+        if arr.dtype.kind in "fc" and arr.size and not np.isfinite(arr).all():
+            name = key[len(_EXTRA) :] if key.startswith(_EXTRA) else key
             raise IndexFileError(
-                f"{npz_path}: holds Python objects (pickled data); refused for safety"
-            ) from None
-        raise IndexFileError(f"{npz_path}: damaged index array file ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise IndexFileError(f"{npz_path}: damaged or truncated index array file ({exc})") from None
+                f"{npz_path}: array {name!r} holds NaN or infinite values; rebuild the index"
+            )
 
 
 # -- where an archive's indexes are kept ----------------------------------------------------------
@@ -386,7 +484,17 @@ def writable_index_dir(archive_root: Path) -> Path:
 
 
 def entry_for(path: Path) -> IndexEntry | None:
-    """Summary of an index from its JSON half (cheap: the arrays are not read)."""
+    """Summary of an index from its JSON half, or of an index folder from its manifest (cheap:
+    no codes are read)."""
+    if (Path(path) / "manifest.json").is_file():  # a sharded index folder (rsgui.shards)
+        try:
+            m = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
+            meta = m["meta"]
+            return IndexEntry(Path(path), str(meta["method"]), int(meta["bits"]),
+                              str(meta.get("kind", "binary")), m.get("count"),
+                              tuple(meta.get("band_names", ())))  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
     json_path = Path(path).with_suffix(".json")
     try:
         meta = json.loads(json_path.read_text(encoding="utf-8"))
@@ -408,7 +516,10 @@ def scan_indexes(archive_root: Path | None) -> list[IndexEntry]:
     for folder in index_dirs(archive_root):
         if not folder.is_dir():
             continue
-        npzs = sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+        npzs = sorted(
+            [*folder.glob("*.npz"), *(m.parent for m in folder.glob("*/manifest.json"))],
+            key=lambda p: p.stat().st_mtime, reverse=True,
+        )  # fmt: skip
         for npz in npzs:
             if npz.name.startswith("."):
                 continue  # temporary files of an atomic write

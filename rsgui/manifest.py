@@ -20,10 +20,11 @@ import numpy as np
 
 from rsgui.atomic import atomic_path
 from rsgui.paths import user_cache_dir
+from rsgui.safeload import load_npz, read_json
 
 log = logging.getLogger(__name__)
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 4  # 3: per-file content checks; 4: pixels screened, nodata values
 MANIFEST_NAME = "manifest.json"
 CACHE_DIR_NAME = ".rsgui"
 
@@ -45,6 +46,11 @@ class Manifest:
     kind_ids: np.ndarray  # int64, index into kinds
     kinds: list[dict]  # header entry without its georeference numbers, or {"problem": ...}
     geo: np.ndarray  # (N, GEO_COLS) float64, NaN where unknown
+    checks: np.ndarray | None = None  # int64 content check (rsgui.listing.content_check), 0: none
+
+    def __post_init__(self):
+        if self.checks is None:
+            self.checks = np.zeros(len(self.paths), dtype=np.int64)
 
     def lookup(self) -> dict[str, int]:
         return {p: i for i, p in enumerate(self.paths)}
@@ -53,7 +59,7 @@ class Manifest:
 def split_entry(entry: dict) -> tuple[dict, np.ndarray]:
     """(kind, geo row) of a header entry as :func:`rsgui.tiff_header.read_header` returns it,
     with ``lonlat`` added for a georeferenced tile."""
-    kind = {k: v for k, v in entry.items() if k not in GEO_FIELDS}
+    kind = {k: v for k, v in entry.items() if k not in GEO_FIELDS and k != "check"}
     row = np.full(GEO_COLS, np.nan)
     if entry.get("bounds"):
         row[:4] = entry["bounds"]
@@ -74,15 +80,55 @@ def user_cache_path(root: Path) -> Path:
     return user_cache_dir(root) / MANIFEST_NAME
 
 
+_DTYPES = {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"}
+
+
+def kind_ok(kind) -> bool:
+    """Whether a cached header kind is one the scan could have written: a problem text, or a
+    tile within the archive's limits (side at most ``MAX_TILE_SIDE``, at most ``MAX_BANDS``
+    bands of a known type, a sane pixel offset). A cache claiming 30000x30000 tiles would
+    otherwise make the first read allocate gigabytes."""
+    from rsgui.tiff_header import MAX_BANDS, MAX_TILE_SIDE
+
+    if not isinstance(kind, dict):
+        return False
+    if "problem" in kind:
+        return isinstance(kind["problem"], str)
+    ints = [kind.get(k) for k in ("count", "height", "width")]
+    if not all(type(v) is int for v in ints):
+        return False
+    c, h, w = ints
+    if not (1 <= c <= MAX_BANDS and 1 <= h <= MAX_TILE_SIDE and 1 <= w <= MAX_TILE_SIDE):
+        return False
+    if kind.get("dtype") not in _DTYPES:
+        return False
+    desc = kind.get("descriptions")
+    if desc is not None and (not isinstance(desc, list) or len(desc) != c):
+        return False
+    nodata = kind.get("nodata")
+    if nodata is not None and (type(nodata) not in (int, float) or nodata != nodata):
+        return False
+    raw = kind.get("raw")
+    if raw is not None:
+        if not isinstance(raw, dict) or type(raw.get("offset")) is not int or raw["offset"] < 0:
+            return False
+        if raw.get("byteorder") not in ("<", ">") or raw.get("planar") not in (1, 2):
+            return False
+    return True
+
+
 def _load(path: Path) -> Manifest | None:
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = read_json(path, what="manifest")
         if not isinstance(meta, dict) or meta.get("version") != MANIFEST_VERSION:
             return None
-        with np.load(path.with_suffix(".npz"), allow_pickle=False) as z:
-            if str(z["token"]) != meta["token"]:
-                return None  # the two halves come from different writes
-            arrays = {k: z[k] for k in ("sizes", "mtimes", "kind_ids", "geo")}
+        z = load_npz(path.with_suffix(".npz"), what="manifest array file")  # sizes checked
+        if str(z["token"]) != meta["token"]:
+            return None  # the two halves come from different writes
+        arrays = {k: z[k] for k in ("sizes", "mtimes", "kind_ids", "geo", "checks")}
+        if not isinstance(meta["kinds"], list) or not all(map(kind_ok, meta["kinds"])):
+            log.info("%s: a header kind outside the tile limits; the cache is rebuilt", path)
+            return None
         m = Manifest(meta["paths"], kinds=meta["kinds"], **arrays)
         n = len(m.paths)
         if not all(len(a) == n for a in arrays.values()) or m.geo.shape[1:] != (GEO_COLS,):
@@ -90,7 +136,7 @@ def _load(path: Path) -> Manifest | None:
         if n and (m.kind_ids.min() < 0 or m.kind_ids.max() >= len(m.kinds)):
             return None
         return m
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -112,7 +158,7 @@ def _save(path: Path, m: Manifest) -> None:
         with open(tmp, "wb") as f:
             np.savez(
                 f, token=np.array(token), sizes=m.sizes, mtimes=m.mtimes, kind_ids=m.kind_ids,
-                geo=m.geo,
+                geo=m.geo, checks=m.checks,
             )  # fmt: skip
     meta = {"version": MANIFEST_VERSION, "token": token, "paths": m.paths, "kinds": m.kinds}
     with atomic_path(path) as tmp:
@@ -142,3 +188,20 @@ def save_manifest(root: Path, m: Manifest) -> Path | None:
             continue
         return path
     return None
+
+
+def drop_entries(root: Path, rels: list[str]) -> None:
+    """Remove files from every cache of ``root`` (a tile whose pixels could not be read: its
+    header is read again, and the file reported, next time instead of failing again)."""
+    gone = set(rels)
+    for path, m in load_manifests(root):
+        keep = [i for i, p in enumerate(m.paths) if p not in gone]
+        if len(keep) == len(m.paths):
+            continue
+        k = np.asarray(keep, dtype=np.int64)
+        trimmed = Manifest([m.paths[i] for i in keep], m.sizes[k], m.mtimes[k], m.kind_ids[k],
+                           m.kinds, m.geo[k], m.checks[k])  # fmt: skip
+        try:
+            _save(path, trimmed)
+        except OSError as e:
+            log.info("cannot rewrite manifest %s: %s", path, e)

@@ -3,15 +3,19 @@
 Most tile archives (EuroSAT included) are plain uncompressed GeoTIFFs with an EPSG code. Their
 header is parsed here in pure Python (about 50 us a file instead of about 1 ms through GDAL), and
 their pixels are then read with one seek and one read. Anything less plain (compressed, tiled,
-BigTIFF, an unusual CRS...) goes through rasterio, as do JPEGs and PNGs. A header that cannot
-serve as a tile comes back as ``{"problem": reason}``, so a scan reports it instead of failing.
-``RSGUI_FAST_TIFF=0`` sends every file through GDAL (for comparison, or to rule the parser out).
+BigTIFF, an unusual CRS...) goes through rasterio. Plain JPEG and PNG headers are read directly
+too (:mod:`rsgui.image_header`); palette PNGs, 12-bit JPEGs and the like go through rasterio. A
+header that cannot serve as a tile comes back as ``{"problem": reason}``, so a scan reports it
+instead of failing.
+``RSGUI_FAST_TIFF=0`` sends every file through GDAL (for comparison, or to rule the parsers out).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import stat
 import struct
 import warnings
 from collections.abc import Callable, Iterable
@@ -21,8 +25,12 @@ from typing import BinaryIO
 
 import numpy as np
 
+from rsgui import image_header as ih
+from rsgui.listing import check_of_buffer, content_check
+
 FAST_TIFF = os.environ.get("RSGUI_FAST_TIFF", "1") != "0"
 MAX_TILE_SIDE = 1024  # larger rasters are scenes to be cut into tiles, not tiles
+MAX_BANDS = 1024  # hyperspectral tiles have a few hundred
 
 # GDAL would list the (possibly 3,000-file) folder on every open to look for sidecar files.
 GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "CPL_LOG_ERRORS": "OFF"}
@@ -150,6 +158,18 @@ def _descriptions(tags: Tags, count: int) -> list[str] | None:
     return [found.get(i, "") for i in range(count)] if found else None
 
 
+def _nodata(tags: Tags) -> float | None:
+    """GDAL's nodata value (tag 42113, text), None without one or when it is NaN (NaN pixels
+    are masked anyway); NotPlain when it is not a number."""
+    if 42113 not in tags:
+        return None
+    try:
+        v = float(tags[42113][0].decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        raise NotPlain from None
+    return None if v != v else v
+
+
 def plain_entry(bo: str, t: Tags, file_size: int) -> dict:
     """Header entry of a plain GeoTIFF from its first image's tags; NotPlain otherwise.
 
@@ -169,7 +189,7 @@ def plain_entry(bo: str, t: Tags, file_size: int) -> dict:
     dtype = _DTYPES.get((fmts.pop(), bits.pop()))
     if dtype is None or 273 not in t or 279 not in t:
         raise NotPlain
-    if h > MAX_TILE_SIDE or w > MAX_TILE_SIDE:
+    if h > MAX_TILE_SIDE or w > MAX_TILE_SIDE or not 1 <= spp <= MAX_BANDS or not h or not w:
         raise NotPlain  # the GDAL path words the problem
     offsets, counts = t[273], t[279]
     end = max(o + c for o, c in zip(offsets, counts, strict=False))
@@ -197,6 +217,7 @@ def plain_entry(bo: str, t: Tags, file_size: int) -> dict:
         "descriptions": _descriptions(t, spp),
         "crs": crs,
         "bounds": bounds,
+        "nodata": _nodata(t),
     }
     if all(offsets[k] + counts[k] == offsets[k + 1] for k in range(len(offsets) - 1)):
         entry["raw"] = {"offset": offsets[0], "byteorder": bo, "planar": planar}
@@ -209,16 +230,36 @@ def read_tiff_header(f: BinaryIO, file_size: int) -> dict:
     return plain_entry(bo, tags, file_size)
 
 
-def read_raw_pixels(path: str, entry: dict, indexes: list[int]) -> np.ndarray:
+class LayoutChanged(Exception):
+    """The file's content check differs from the one scanned: its cached offsets are stale."""
+
+
+def read_raw_pixels(path: str, entry: dict, indexes: list[int], check: int = 0) -> np.ndarray:
     """(len(indexes), H, W) pixels of a plain GeoTIFF read with one seek (1-based indexes).
-    May be a strided view; copy it (or normalise it into another array) before keeping it."""
+    May be a strided view; copy it (or normalise it into another array) before keeping it.
+    With ``check`` (the file's content check when its header was read) the file is checked
+    first: :class:`LayoutChanged` when it differs, so stale offsets are never trusted."""
     raw = entry["raw"]
     c, h, w = entry["count"], entry["height"], entry["width"]
     dt = np.dtype(entry["dtype"]).newbyteorder(raw["byteorder"])
-    with open(path, "rb") as f:
-        f.seek(raw["offset"])
-        data = f.read(c * h * w * dt.itemsize)
-    if len(data) != c * h * w * dt.itemsize:
+    nbytes = c * h * w * dt.itemsize
+    with open_regular(path) as f:
+        if check:
+            size = os.fstat(f.fileno()).st_size
+            if size <= raw["offset"] + nbytes + 65536:  # a tile: one read for check and pixels
+                buf = os.pread(f.fileno(), size, 0)
+                if check_of_buffer(size, buf) != check:
+                    raise LayoutChanged(path)
+                data = memoryview(buf)[raw["offset"] : raw["offset"] + nbytes]  # no copy
+            elif content_check(f, size) != check:
+                raise LayoutChanged(path)
+            else:
+                f.seek(raw["offset"])
+                data = f.read(nbytes)
+        else:
+            f.seek(raw["offset"])
+            data = f.read(nbytes)
+    if len(data) != nbytes:
         raise OSError("file is shorter than its header says (truncated?)")
     a = np.frombuffer(data, dtype=dt)
     sel = [i - 1 for i in indexes]
@@ -230,42 +271,133 @@ def read_raw_pixels(path: str, entry: dict, indexes: list[int]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- any raster file
-def _gdal_header(p: str) -> dict:
-    """The header through rasterio, plus one pixel of the last strip so a truncated file is
-    caught now rather than during indexing."""
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
-    from rasterio.windows import Window
+def quiet_georeference_warnings() -> None:
+    """Silence rasterio's ``NotGeoreferencedWarning`` for the rest of the process.
 
+    A tile without georeference is a fact that the archive report states ("CRS: none (N)"), not
+    a warning for the terminal. One filter, added once and checked before adding:
+    ``warnings.catch_warnings`` is not thread-safe, and from the header threads it let the
+    warning through."""
+    from rasterio.errors import NotGeoreferencedWarning
+
+    for action, _msg, category, _mod, _line in warnings.filters:
+        if category is NotGeoreferencedWarning and action == "ignore":
+            return
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+
+
+def _gdal_header(p: str) -> dict:
+    """The header through rasterio, and the pixels screened (:func:`screen_pixels`): a
+    truncated file is caught now rather than during indexing, and so is a mostly empty tile."""
+    import rasterio
+
+    quiet_georeference_warnings()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(p) as src:
-                h, w, c = src.height, src.width, src.count
-                if c == 0:
-                    return {"problem": "has no bands"}
-                if h > MAX_TILE_SIDE or w > MAX_TILE_SIDE:
-                    return {
-                        "problem": f"a scene, not a tile ({w}x{h} pixels; tiles are at most "
-                        f"{MAX_TILE_SIDE}x{MAX_TILE_SIDE}): cut it into tiles first"
-                    }
-                crs = src.crs
-                georef = crs is not None and not src.transform.is_identity
-                desc = list(src.descriptions)
-                entry = {
-                    "driver": src.driver,
-                    "count": c,
-                    "height": h,
-                    "width": w,
-                    "dtype": src.dtypes[0],
-                    "descriptions": desc if any(desc) else None,
-                    "crs": crs.to_string() if georef else None,
-                    "bounds": [float(v) for v in src.bounds] if georef else None,
+        with rasterio.open(p) as src:
+            h, w, c = src.height, src.width, src.count
+            if c == 0:
+                return {"problem": "has no bands"}
+            if c > MAX_BANDS:
+                return {"problem": f"has {c} bands; tiles have at most {MAX_BANDS}"}
+            if h > MAX_TILE_SIDE or w > MAX_TILE_SIDE:
+                return {
+                    "problem": f"a scene, not a tile ({w}x{h} pixels; tiles are at most "
+                    f"{MAX_TILE_SIDE}x{MAX_TILE_SIDE}): cut it into tiles first"
                 }
-                src.read(c, window=Window(w - 1, h - 1, 1, 1))
+            crs = src.crs
+            georef = crs is not None and not src.transform.is_identity
+            desc = list(src.descriptions)
+            entry = {
+                "driver": src.driver,
+                "count": c,
+                "height": h,
+                "width": w,
+                "dtype": src.dtypes[0],
+                "descriptions": desc if any(desc) else None,
+                "crs": crs.to_string() if georef else None,
+                "bounds": [float(v) for v in src.bounds] if georef else None,
+                "nodata": _finite_or_none(src.nodata),
+            }
+            problem = screen_pixels(src.read(), entry["nodata"])  # also catches truncation
+            if problem is not None:
+                return {"problem": problem}
     except Exception as e:  # rasterio/GDAL raise many types for broken files
         return {"problem": f"corrupt or truncated raster ({first_line(e)})"}
     return entry
+
+
+# ---------------------------------------------------------------------------- pixel screening
+INVALID_MAX = 0.5  # a tile with more than this fraction of invalid pixels is left out
+
+
+def _finite_or_none(v) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def invalid_mask(raw: np.ndarray, nodata: float | None) -> np.ndarray | None:
+    """(H, W) True where any band of ``raw`` (C, H, W) is NaN, infinite or ``nodata``; None
+    when no pixel is (integer tiles without a nodata value cost nothing here)."""
+    bad = None
+    # a NaN or infinity anywhere makes the sum non-finite: one cheap pass for clean tiles (an
+    # overflowing sum of huge values only costs the exact check below)
+    if raw.dtype.kind in "fc" and not np.isfinite(raw.sum()):
+        finite = np.isfinite(raw).all(axis=0)
+        if not finite.all():
+            bad = ~finite
+    if nodata is not None:
+        nd = (raw == nodata).any(axis=0)
+        if nd.any():
+            bad = nd if bad is None else bad | nd
+    return bad
+
+
+def screen_pixels(raw: np.ndarray, nodata: float | None) -> str | None:
+    """Why a tile's pixels rule it out, or None: more than half of them invalid (NaN, infinite
+    or nodata in any band), or every value 0 (an empty tile, typically outside the swath)."""
+    bad = invalid_mask(raw, nodata)
+    if bad is not None:
+        frac = float(bad.mean())
+        if frac >= 1.0:
+            return "every pixel is nodata, NaN or infinite: an empty tile, left out"
+        if frac > INVALID_MAX:
+            pct = min(99, math.ceil(100 * frac))
+            return (
+                f"{pct} % of its pixels are nodata, NaN or infinite: tiles more than half "
+                "empty are left out"
+            )
+        return None
+    if not raw.any():
+        return "every pixel is 0 in every band: an empty tile (no data?), left out"
+    return None
+
+
+def _screened(entry: dict, f: BinaryIO, path: str) -> dict:
+    """A plain GeoTIFF's entry, or ``{"problem": ...}`` when its pixels rule it out (read from
+    the open file ``f`` in one read: the scan is cached, so each file pays this once; strips
+    that do not follow each other are read through GDAL)."""
+    if "problem" in entry:
+        return entry
+    if "raw" not in entry:
+        import rasterio
+
+        quiet_georeference_warnings()
+        try:
+            with rasterio.open(path) as src:
+                problem = screen_pixels(src.read(), entry.get("nodata"))
+        except Exception as e:  # rasterio/GDAL raise many types for broken files
+            return {"problem": f"corrupt or truncated raster ({first_line(e)})"}
+        return entry if problem is None else {"problem": problem}
+    raw = entry["raw"]
+    c, h, w = entry["count"], entry["height"], entry["width"]
+    dt = np.dtype(entry["dtype"]).newbyteorder(raw["byteorder"])
+    f.seek(raw["offset"])
+    data = f.read(c * h * w * dt.itemsize)
+    if len(data) != c * h * w * dt.itemsize:
+        return {"problem": "corrupt or truncated raster (pixel data shorter than its header says)"}
+    a = np.frombuffer(data, dtype=dt)
+    a = a.reshape(h, w, c).transpose(2, 0, 1) if raw["planar"] == 1 else a.reshape(c, h, w)
+    problem = screen_pixels(a, entry.get("nodata"))
+    return entry if problem is None else {"problem": problem}
 
 
 def _wrong_kind(p: str, magic: bytes) -> str | None:
@@ -281,6 +413,43 @@ def _wrong_kind(p: str, magic: bytes) -> str | None:
     return None
 
 
+class NotRegularFile(OSError):
+    """A FIFO, socket or device with a raster's name: reading it could block for ever."""
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """``open(path, "rb")`` for a regular file only. Opened without blocking (a FIFO would wait
+    for a writer for ever), then checked: :class:`NotRegularFile` for anything else."""
+    f = open(path, "rb", opener=_nonblocking)
+    try:
+        mode = os.fstat(f.fileno()).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "Is a directory", os.fspath(path))
+        if not stat.S_ISREG(mode):
+            kind = (
+                "a named pipe" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode)
+                else "a device"
+            )  # fmt: skip
+            raise NotRegularFile(f"not a regular file ({kind})")
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
+def _plain_image_kind(p: str, magic: bytes) -> str | None:
+    """The image kind ("jpeg" or "png") when the first bytes and the file name agree, else None."""
+    kind = (
+        "jpeg" if magic.startswith(b"\xff\xd8\xff") else "png" if magic[:4] == b"\x89PNG" else None
+    )
+    return kind if kind and _EXT_KIND.get(os.path.splitext(p)[1].lower()) == kind else None
+
+
 def read_header(path: str | os.PathLike) -> dict:
     """The header of one raster file as a JSON-able dict, or ``{"problem": reason}``.
 
@@ -289,8 +458,10 @@ def read_header(path: str | os.PathLike) -> dict:
     touching the file, so a cached one is not trusted."""
     p = os.fspath(path)
     try:
-        with open(p, "rb") as f:
+        with open_regular(p) as f:
             magic = f.read(8)
+            size = os.fstat(f.fileno()).st_size
+            check = content_check(f, size)
             if (
                 FAST_TIFF
                 and magic[:4] in (b"II*\x00", b"MM\x00*")
@@ -298,11 +469,19 @@ def read_header(path: str | os.PathLike) -> dict:
             ):
                 f.seek(0)
                 try:
-                    return read_tiff_header(f, os.fstat(f.fileno()).st_size)
+                    return _checked(_screened(read_tiff_header(f, size), f, p), check)
                 except (NotPlain, struct.error, KeyError, IndexError, ValueError):
+                    pass
+            elif FAST_TIFF and (kind := _plain_image_kind(p, magic)):
+                f.seek(0)
+                try:
+                    return _checked(ih.read_image_header(f, size, kind), check)
+                except (ih.NeedsGdal, struct.error, IndexError, ValueError):
                     pass
     except IsADirectoryError:
         return {"problem": "is a folder, not a raster file"}
+    except NotRegularFile as e:
+        return {"problem": str(e)}
     except PermissionError:
         return {"problem": "cannot be read: permission denied", "retry": True}
     except FileNotFoundError:
@@ -312,7 +491,15 @@ def read_header(path: str | os.PathLike) -> dict:
     reason = _wrong_kind(p, magic)
     if reason is not None:
         return {"problem": reason}
-    return _gdal_header(p)
+    return _checked(_gdal_header(p), check)
+
+
+def _checked(entry: dict, check: int) -> dict:
+    """The entry with the file's :func:`rsgui.listing.content_check` as ``check`` (not part of
+    the header kind: the manifest keeps it per file)."""
+    if "problem" not in entry:
+        entry["check"] = check
+    return entry
 
 
 def read_headers(
@@ -328,6 +515,7 @@ def read_headers(
     import rasterio
 
     total = len(rels) if total is None else total
+    quiet_georeference_warnings()  # before the threads start: only this thread adds the filter
     workers = workers or min(8, 2 * (os.cpu_count() or 1))  # file opens wait on the disk
     chunk = 64
     chunks = [rels[i : i + chunk] for i in range(0, len(rels), chunk)]

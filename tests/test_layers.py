@@ -15,11 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # (layer, module-name prefixes); a module belongs to the layer of its longest matching prefix.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("rsgui", "rsgui.errors", "rsgui.progress", "rsgui.atomic", "rsgui.paths")),
+    ("base", ("rsgui", "rsgui.errors", "rsgui.progress", "rsgui.atomic", "rsgui.paths",
+              "rsgui.safeload")),
     ("tiles", ("rsgui.bands", "rsgui.tiles", "rsgui.geo", "rsgui.geotiff")),
     ("archive", ("rsgui.archive", "rsgui.listing", "rsgui.tiff_header", "rsgui.manifest",
-                 "rsgui.demo")),
-    ("codes", ("rsgui.codes", "rsgui.hamming", "rsgui.cosine", "rsgui.index_store",
+                 "rsgui.demo", "rsgui.image_header")),
+    ("codes", ("rsgui.codes", "rsgui.hamming", "rsgui.mih", "rsgui.cosine", "rsgui.index_store",
+               "rsgui.shards",
                "rsgui.metrics", "rsgui.ranking", "rsgui.features", "rsgui.projection")),
     ("training", ("training",)),
     ("encoders", ("rsgui.encoders",)),

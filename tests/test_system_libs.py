@@ -69,3 +69,57 @@ def test_report_is_silent_when_complete(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(system_libs, "run_ldd", lambda path: "\tlibc.so.6 => /lib/libc.so.6\n")
     assert system_libs.main([]) == 0
     assert capsys.readouterr().err == ""
+
+
+def _fake_plugin(monkeypatch, tmp_path, ldd_output):
+    plugin = tmp_path / "libqxcb.so"
+    plugin.write_bytes(b"")
+    calls = []
+
+    def ldd(path):
+        calls.append(path)
+        return ldd_output
+
+    monkeypatch.setattr(system_libs, "plugin_path", lambda: plugin)
+    monkeypatch.setattr(system_libs, "run_ldd", ldd)
+    monkeypatch.setattr(system_libs, "LD_CACHE", tmp_path / "ld.so.cache")
+    return plugin, calls
+
+
+def test_complete_check_is_remembered_until_the_libraries_change(monkeypatch, tmp_path):
+    _, calls = _fake_plugin(monkeypatch, tmp_path, "\tlibc.so.6 => /lib/libc.so.6\n")
+    cache = tmp_path / "cache"
+    assert system_libs.missing_packages_cached(cache) == []
+    assert system_libs.missing_packages_cached(cache) == [] and len(calls) == 1  # no ldd again
+    (tmp_path / "ld.so.cache").write_bytes(b"changed")  # ldconfig ran: a package came or went
+    monkeypatch.setattr(system_libs, "run_ldd", lambda path: LDD)
+    assert system_libs.missing_packages_cached(cache)[:2] == ["libxcb-cursor0", "libxcb-icccm4"]
+
+
+def test_missing_result_is_never_remembered(monkeypatch, tmp_path):
+    _, calls = _fake_plugin(monkeypatch, tmp_path, LDD)
+    cache = tmp_path / "cache"
+    assert system_libs.missing_packages_cached(cache)
+    assert system_libs.missing_packages_cached(cache) and len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({"DISPLAY": ":0"}, True), ({"DISPLAY": ":0", "QT_QPA_PLATFORM": "xcb"}, True),
+     ({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}, False), ({}, False),
+     ({"DISPLAY": ":0", "QT_QPA_PLATFORM": "wayland"}, False)],
+)  # fmt: skip
+def test_uses_xcb(env, expected):
+    assert system_libs.uses_xcb(env) is expected
+
+
+def test_rsgui_exits_with_the_install_line_instead_of_aborting(monkeypatch, tmp_path, capsys):
+    from rsgui.app import main as app_main
+
+    _fake_plugin(monkeypatch, tmp_path, LDD)
+    monkeypatch.setenv("RSGUI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    assert app_main.main([]) == 1
+    err = capsys.readouterr().err
+    assert "sudo apt-get install -y libxcb-cursor0 libxcb-icccm4" in err

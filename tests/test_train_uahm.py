@@ -217,7 +217,9 @@ def test_cli_train_then_index(tmp_path, demo_archive, light_presets, capsys):
     assert run(cli_args(demo_archive, out, n_generated=2)) == 0
     assert out.with_suffix(".ssm.npz").is_file()  # cached similarity matrix
     assert len(list((tmp_path / "u_generated").glob("*.tif"))) == 2
-    assert "MAP@20" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "MAP@20" in captured.err  # the summary; stdout lists the files written
+    assert str(out) in captured.out.splitlines()
     archive = Archive.open(demo_archive)
     index = build_index(archive, load_trained_encoder(out, "uahm"))
     assert len(index) == len(archive) and index.meta.bits == 8

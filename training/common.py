@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields
 from typing import Any
 
+import numpy as np
 import torch
 
+from rsgui.errors import JobError, ModelFileError, TrainingDiverged
 from rsgui.progress import Progress
 
 
@@ -29,8 +31,91 @@ class ConfigMixin:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]):
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """Raises ValueError (naming the field) for a value of the wrong type, a float that is
+        not finite, or an integer given as a non-integral number: settings read from a file are
+        checked before any network is built from them."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"settings must be a JSON object, not {type(d).__name__}")
+        kinds = {f.name: f.type for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: _checked(k, kinds[k], v) for k, v in d.items() if k in kinds})
+
+
+def _checked(name: str, kind: Any, v: Any) -> Any:
+    """``v`` as a field of annotation ``kind`` ("int", "float", "bool", "str"; others as is)."""
+    if kind == "bool":
+        if not isinstance(v, bool):
+            raise ValueError(f"setting {name} = {v!r} is not true or false")
+    elif kind == "int":
+        if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"setting {name} = {v!r} is not an integer")
+    elif kind == "float":
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ValueError(f"setting {name} = {v!r} is not a finite number")
+        v = float(v)
+    elif kind == "str" and not isinstance(v, str):
+        raise ValueError(f"setting {name} = {v!r} is not a text")
+    return v
+
+
+def check_losses(step: int, losses: Mapping[str, float], out=None, last_saved=None) -> None:
+    """Stop a run whose step gave a NaN or infinite loss, before the optimiser applies it:
+    :class:`rsgui.errors.TrainingDiverged` naming the step, the loss and what is on disk."""
+    bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+    if not bad:
+        return
+    parts = ", ".join(f"{k} {v}" for k, v in bad.items())
+    kept = ""
+    if out is not None:
+        kept = (
+            f"; {out} keeps its checkpoint of step {last_saved}"
+            if last_saved is not None
+            else f"; nothing was saved to {out}"
+        )
+    raise TrainingDiverged(
+        f"training diverged at step {step} ({parts}): stopped without saving non-finite "
+        f"weights{kept}; try a lower learning rate"
+    )
+
+
+def check_inputs(x: torch.Tensor | np.ndarray, what: str = "training tiles") -> None:
+    """Refuse training inputs holding NaN or infinity (they make every loss NaN)."""
+    t = torch.as_tensor(x)
+    if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+        raise JobError(f"the {what} hold NaN or infinite values; they cannot be trained on")
+
+
+def check_fits(
+    path, nets: Callable[[], Mapping[str, torch.nn.Module | None]], tensors: Mapping
+) -> None:
+    """Build the networks of a checkpoint's settings on torch's meta device (no memory is
+    allocated) and compare every parameter and buffer shape with the file's tensors: settings
+    claiming a network far bigger than the file (a width of 1000, a hidden layer of 1e7) are
+    refused, naming the file, before the real network is built."""
+    try:
+        with torch.device("meta"):
+            built = nets()
+        shapes = {
+            prefix: {k: tuple(v.shape) for k, v in net.state_dict().items()}
+            for prefix, net in built.items()
+            if net is not None
+        }
+    except (TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as e:
+        raise ModelFileError(f"{path}: its settings cannot build a network ({e})") from None
+    for prefix, want in shapes.items():
+        have = strip_prefix(tensors, prefix)
+        for key, shape in want.items():
+            if key not in have:
+                raise ModelFileError(
+                    f"{path}: weights lack {prefix}.{key}, which its settings need"
+                )
+            got = tuple(have[key].shape)
+            if got != shape:
+                raise ModelFileError(
+                    f"{path}: its settings make {prefix}.{key} of shape {shape} but the file "
+                    f"holds {got}; settings and weights do not belong together"
+                )
 
 
 def add_prefix(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ the generator (cancel) writes that checkpoint first.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rsgui.errors import ModelFileError
+from rsgui.errors import ModelFileError, TrainingDiverged
 from rsgui.progress import Job
 from training.cgan import (
     CGANConfig,
@@ -33,6 +34,9 @@ from training.common import (
     StepRate,
     add_prefix,
     augment,
+    check_fits,
+    check_inputs,
+    check_losses,
     load_optimizer_tensors,
     optimizer_tensors,
     strip_prefix,
@@ -101,11 +105,37 @@ def load_generator(path, device="cpu", method: str | None = None) -> tuple[Gener
     """The generator of a conditional GAN checkpoint (eval mode) and its sidecar."""
     tensors, meta = load_checkpoint(path, expected_method=method)
     try:
-        g = Generator(CGANConfig.from_dict(meta["config"]))
+        cfg = CGANConfig.from_dict(meta["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{path}: not a conditional GAN checkpoint ({e})") from None
+    check_fits(path, lambda: {"G": Generator(cfg)}, tensors)
+    _check_generator_meta(path, meta, cfg)
+    try:
+        g = Generator(cfg)
         g.load_state_dict(strip_prefix(tensors, "G"))
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise ModelFileError(f"{path}: not a conditional GAN checkpoint ({e})") from None
     return g.to(device).eval(), meta
+
+
+def _check_generator_meta(path, meta: dict, cfg: CGANConfig) -> None:
+    """What generating reads from the sidecar: class and band names (they become file names and
+    band descriptions) and the per-band stretch (a NaN there makes every tile NaN)."""
+    for key, n in (("classes", cfg.n_classes), ("band_names", cfg.channels)):
+        names = meta.get(key)
+        if (
+            not isinstance(names, list)
+            or len(names) != n
+            or not all(isinstance(v, str) for v in names)
+        ):
+            raise ModelFileError(f"{path}: {key} {names!r} do not fit a model of {n}")
+    scale = meta.get("pixel_scale")
+    if scale is not None and (
+        not isinstance(scale, list)
+        or len(scale) != cfg.channels
+        or not all(type(v) in (int, float) and math.isfinite(v) and v > 0 for v in scale)
+    ):
+        raise ModelFileError(f"{path}: pixel scale {scale!r} is not usable")
 
 
 def train_cgan(
@@ -142,6 +172,8 @@ def train_cgan(
             raise ValueError(f"{resume}: trained on classes {meta['classes']}, not {data.classes}")
         step, history = int(meta["step"]), list(meta.get("history", []))
         scale = meta.get("pixel_scale")
+        cfg_saved = model_cfg
+        check_fits(resume, lambda: dict(zip("GD", build_models(cfg_saved), strict=True)), tensors)
     model_cfg = model_cfg or CGANConfig()
     model_cfg.n_classes = len(data.classes)
     model_cfg.channels = len(data.band_names)
@@ -166,6 +198,7 @@ def train_cgan(
             gen_rng.set_state(tensors["rng"])
 
     x_all = torch.from_numpy(np.ascontiguousarray(data.pixels, dtype=np.float32))
+    check_inputs(x_all)
     if x_all.shape[-1] != model_cfg.image_size or x_all.shape[-2] != model_cfg.image_size:
         x_all = F.interpolate(x_all, size=(model_cfg.image_size,) * 2, mode="area")
     if resume is None:
@@ -179,7 +212,10 @@ def train_cgan(
     total = train_cfg.steps
     every = train_cfg.history_every or max(1, total // 400)
 
+    saved_step = step if resume is not None else None
+
     def checkpoint() -> Path:
+        nonlocal saved_step
         ts = add_prefix(G.state_dict(), "G") | add_prefix(D.state_dict(), "D")
         ts |= optimizer_tensors(opt_g, "optG") | optimizer_tensors(opt_d, "optD")
         ts["rng"] = gen_rng.get_state()
@@ -197,7 +233,9 @@ def train_cgan(
             "pixel_scale": scale_t.tolist(),
             "history": history,
         }
-        return save_checkpoint(out, ts, meta)
+        path = save_checkpoint(out, ts, meta)
+        saved_step = step
+        return path
 
     acc: dict[str, float] = {}
     n_acc = 0
@@ -216,11 +254,13 @@ def train_cgan(
             loss_d, logs_d = d_loss(
                 D, real, fake, labels, fake_labels, train_cfg.real_target, train_cfg.fake_target
             )
+            check_losses(step + 1, logs_d, out, saved_step)  # before the weights take it
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
 
             loss_g, logs_g = g_loss(D, fake, fake_labels)
+            check_losses(step + 1, logs_g, out, saved_step)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -237,10 +277,8 @@ def train_cgan(
             if every_ck and step % every_ck == 0 and step < total:
                 checkpoint()
             yield rate.progress(step, losses)
-            if any(not math.isfinite(v) for v in losses.values()):
-                checkpoint()
-                raise FloatingPointError(f"training diverged at step {step}: {losses}")
     except GeneratorExit:  # cancelled: a checkpoint of the steps done, resumable
-        checkpoint()
+        with contextlib.suppress(TrainingDiverged):  # never over a good one with NaN weights
+            checkpoint()
         raise
     return checkpoint()

@@ -10,7 +10,7 @@ writes a resumable checkpoint first.
 
 from __future__ import annotations
 
-import math
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from rsgui.bands import band_indices
-from rsgui.errors import ModelFileError
+from rsgui.errors import ModelFileError, TrainingDiverged
 from rsgui.progress import Job, drive
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.common import (
@@ -26,6 +26,9 @@ from training.common import (
     StepRate,
     add_prefix,
     augment,
+    check_fits,
+    check_inputs,
+    check_losses,
     load_optimizer_tensors,
     optimizer_tensors,
     strip_prefix,
@@ -170,6 +173,7 @@ def train_deephash(
                 f"{resume}: a {model_cfg.bits}-bit {model_cfg.bands} model, not {bits}-bit {data.bands}"
             )
         step, history = int(meta["step"]), list(meta.get("history", []))
+        check_fits(resume, lambda: {"net": DeepHashNet(model_cfg)}, tensors)
 
     torch.manual_seed(cfg.seed)
     rng = torch.Generator().manual_seed(cfg.seed + 1)
@@ -185,6 +189,7 @@ def train_deephash(
             rng.set_state(tensors["rng"])
 
     x_all = torch.from_numpy(np.ascontiguousarray(data.inputs, np.float32))
+    check_inputs(x_all, "training inputs")
     if not tensors:
         net.set_standardisation(x_all.to(device))
     y = np.asarray(data.labels)
@@ -197,7 +202,10 @@ def train_deephash(
     every = cfg.history_every or max(1, total // 400)
     half = cfg.batch_pos // 2
 
+    saved_step = step if resume is not None else None
+
     def checkpoint() -> Path:
+        nonlocal saved_step
         ts = add_prefix(net.state_dict(), "net") | optimizer_tensors(opt, "opt")
         ts["rng"] = rng.get_state()
         meta = {
@@ -216,7 +224,9 @@ def train_deephash(
             "augment": data.augment_source,
             "history": history,
         }
-        return save_checkpoint(out, ts, meta)
+        path = save_checkpoint(out, ts, meta)
+        saved_step = step
+        return path
 
     def draw(c: int, m: int) -> torch.Tensor:
         pool = by_class[c]
@@ -242,16 +252,17 @@ def train_deephash(
                 l_tri = triplet_loss(fa[:m], fa[half : half + m], fn[:m], margin)
             l_bin, l_bal = binary_loss(f), balance_loss(f)
             loss = l_tri + cfg.beta * l_bin + cfg.gamma * l_bal
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
             losses = {
                 "loss": loss.item(),
                 "triplet": l_tri.item(),
                 "binary": l_bin.item(),
                 "balance": l_bal.item(),
             }
+            check_losses(step + 1, losses, out, saved_step)  # before the weights take it
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
             for k, v in losses.items():
                 acc[k] = acc.get(k, 0.0) + v
             n_acc += 1
@@ -261,10 +272,9 @@ def train_deephash(
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
                 checkpoint()
             yield rate.progress(step, losses)
-            if not math.isfinite(losses["loss"]):
-                raise FloatingPointError(f"training diverged at step {step}: {losses}")
     except GeneratorExit:  # cancelled: a checkpoint of the steps done, resumable
-        checkpoint()
+        with contextlib.suppress(TrainingDiverged):  # never over a good one with NaN weights
+            checkpoint()
         raise
     return checkpoint()
 
@@ -284,6 +294,11 @@ def hash_outputs(
 
 def load_net(path, device="cpu") -> tuple[DeepHashNet, dict]:
     tensors, meta = load_checkpoint(path, "deephash")
-    net = DeepHashNet(DeepHashConfig.from_dict(meta["config"]))
+    try:
+        cfg = DeepHashConfig.from_dict(meta["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{path}: not a deep-hashing checkpoint ({e})") from None
+    check_fits(path, lambda: {"net": DeepHashNet(cfg)}, tensors)
+    net = DeepHashNet(cfg)
     net.load_state_dict(strip_prefix(tensors, "net"))
     return net.to(device).eval(), meta

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rsgui.errors import ModelFileError
+from rsgui.errors import ModelFileError, TrainingDiverged
 from rsgui.progress import Progress
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.common import (
@@ -33,6 +33,9 @@ from training.common import (
     StepRate,
     add_prefix,
     augment,
+    check_fits,
+    check_inputs,
+    check_losses,
     load_optimizer_tensors,
     optimizer_tensors,
     strip_prefix,
@@ -203,6 +206,7 @@ def train(
     """
     device = torch.device(device)
     tiles = torch.as_tensor(tiles)
+    check_inputs(tiles)
     n = len(tiles)
     if tiles.ndim != 4 or tiles.shape[1] != model_cfg.channels:
         raise ValueError(f"tiles must be (N, {model_cfg.channels}, H, W), got {tuple(tiles.shape)}")
@@ -238,7 +242,10 @@ def train(
     use_amp = settings.amp and device.type == "cuda"
     meta = dict(meta or {})
 
+    saved_step = start if resume is not None else None
+
     def checkpoint(step: int) -> Path | None:
+        nonlocal saved_step
         if out is None:
             return None
         tensors = {**add_prefix(d.state_dict(), "D"), **optimizer_tensors(opt_d, "optD")}
@@ -257,7 +264,9 @@ def train(
             "history": history,
             "optimizer_state": "stored",
         }
-        return save_checkpoint(out, tensors, full)
+        path = save_checkpoint(out, tensors, full)
+        saved_step = step
+        return path
 
     rate = StepRate(start, settings.steps, batch)
     done = start
@@ -274,7 +283,10 @@ def train(
             s = torch.from_numpy(ssm.block(idx.numpy())).to(device) if semantic else None
             z = sample_noise(batch, model_cfg.bits, rng, device) if g is not None else None
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                losses = _step(d, g, opt_d, opt_g, x, z, s, settings, model_cfg)
+                losses = _step(
+                    d, g, opt_d, opt_g, x, z, s, settings, model_cfg,
+                    check=lambda parts, t=step + 1: check_losses(t, parts, out, saved_step),
+                )  # fmt: skip
             done = step + 1
             if settings.log_every and (done % settings.log_every == 0 or done == settings.steps):
                 history.append({"step": done, **{k: round(v, 5) for k, v in losses.items()}})
@@ -299,7 +311,8 @@ def train(
                 checkpoint(done)
             yield rate.progress(done, values)
     except GeneratorExit:  # cancelled: keep what was learnt, resumable
-        checkpoint(done)
+        with contextlib.suppress(TrainingDiverged):  # never over a good one with NaN weights
+            checkpoint(done)
         raise
     if out is None:
         return None
@@ -308,13 +321,18 @@ def train(
     return checkpoint(done)
 
 
-def _step(d, g, opt_d, opt_g, x, z, s, settings: TrainSettings, cfg: UAHMConfig) -> dict:
-    """One discriminator update then one generator update; returns the loss parts."""
+def _step(
+    d, g, opt_d, opt_g, x, z, s, settings: TrainSettings, cfg: UAHMConfig, check=None
+) -> dict:
+    """One discriminator update then one generator update; returns the loss parts.
+    ``check(parts)`` sees each loss before its optimiser step (and may stop the run)."""
+    check = check or (lambda parts: None)
     if g is None:  # dhnn-ms: hash terms only
         _, h = d(x)
         loss, parts = discriminator_loss(
             None, None, h, s, settings.w_binary, settings.w_semantic, settings.dissimilar_target
         )
+        check(parts)
         opt_d.zero_grad(set_to_none=True)
         loss.backward()
         opt_d.step()
@@ -332,12 +350,14 @@ def _step(d, g, opt_d, opt_g, x, z, s, settings: TrainSettings, cfg: UAHMConfig)
         settings.w_semantic,
         settings.dissimilar_target,
     )
+    check(parts)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
     with frozen_bn_stats(d):
         logit, _ = d(fake)
     loss_g = generator_loss(logit.float())
+    check({"g": float(loss_g.detach())})
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
@@ -348,9 +368,13 @@ def _step(d, g, opt_d, opt_g, x, z, s, settings: TrainSettings, cfg: UAHMConfig)
 def _restore(path, cfg: UAHMConfig, g, d, opt_g, opt_d) -> tuple[int, list, dict]:
     """Load weights and optimiser state of a checkpoint into the fresh networks."""
     tensors, meta = load_checkpoint(path, expected_method=cfg.method)
-    saved = UAHMConfig.from_dict(meta.get("model", {}))
+    try:
+        saved = UAHMConfig.from_dict(meta.get("model", {}))
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{path}: model settings missing or invalid ({e})") from None
     if saved != cfg:
         raise ModelFileError(f"{path}: made with model settings {saved}, not {cfg}")
+    check_fits(path, lambda: dict(zip(("G", "D"), (g, d), strict=True)), tensors)
     try:
         d.load_state_dict(strip_prefix(tensors, "D"))
         if g is not None:
@@ -374,6 +398,13 @@ def load_networks(
         cfg = UAHMConfig.from_dict({**(defaults or {}), **meta["model"]})
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{path}: model settings missing or invalid ({e})") from None
+    has_g = any(k.startswith("G.") for k in tensors)
+
+    def nets():
+        g, d = build(cfg)
+        return {"D": d, "G": g if has_g else None}
+
+    check_fits(path, nets, tensors)
     g, d = build(cfg)
     try:
         d.load_state_dict(strip_prefix(tensors, "D"))

@@ -42,6 +42,20 @@ def _process_age_s() -> float | None:
         return None
 
 
+def _xcb_libraries_missing() -> bool:
+    """Before Qt loads its X11 plugin: name every missing system library at once, with the
+    ``apt-get`` line that installs them (Qt would abort naming only the first). ``ldd`` runs
+    only when the libraries changed since the last complete check."""
+    from rsgui.app import system_libs
+
+    if not system_libs.uses_xcb():
+        return False
+    missing = system_libs.missing_packages_cached()
+    if missing:
+        print(system_libs.message(missing), file=sys.stderr)
+    return bool(missing)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.self_test:
@@ -54,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.screenshot and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    if os.environ.get("DISPLAY") and _xcb_libraries_missing():
+        return 1
     from PySide6.QtWidgets import QApplication
 
     from rsgui.app.settings import APPLICATION, ORGANISATION

@@ -218,6 +218,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.state.composite = Composite.from_dict(self.settings.composite())
         self.state.device = self.settings.device()
+        self.state.scheduler = self.settings.scheduler()
         self.cache = None
         self.tabs: QTabWidget | None = None
         self.viewer_dock: QDockWidget | None = None
@@ -455,6 +456,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{Path(archive.root).name} — rsgui")
         self.show_tab("Archive")
         msg = f"Opened {archive.root}: {len(archive)} tiles, {len(archive.band_names)} bands"
+        from rsgui.app.panels.index_offer import offer_hint
+
+        msg += offer_hint(self.state)  # the demo has its index; a new archive is offered one
         if archive.problems:
             self.state.notify(
                 f"{msg}; {len(archive.problems)} files skipped (see Archive report), e.g. "
@@ -616,6 +620,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.set_composite(self.state.composite.to_dict())
+        self.settings.set_scheduler(self.state.scheduler)
         self.settings.sync()
         self.state.tasks.cancel_all()
         self.state.tasks.wait_idle(3.0)

@@ -6,7 +6,9 @@ records; :class:`rsgui.app.state.AppState` holds the current ones and signals th
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -141,3 +143,106 @@ class Notice:
     level: Literal["info", "warning", "error"] = "info"
     path: str | None = None
     when: float = field(default_factory=time.time)
+
+
+# --- tile names in grids -------------------------------------------------------------------------
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key that orders the numbers in names by value: ``_1, _2, ..., _10`` (not ``_1, _10,
+    _100``); case is ignored."""
+    parts = _DIGITS.split(text.lower())
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
+
+
+ELLIPSIS = "…"
+
+
+def elide_name(name: str, prefix: str, fits: Callable[[str], bool]) -> str:
+    """``name`` shortened until ``fits(text)``: first the ``prefix`` (the tile's class, which a
+    class filter or caption already shows) from its end, ``AnnualCrop_1033.jpg`` ->
+    ``Annual…_1033.jpg`` -> ``…_1033.jpg``; then the rest from the left, so the number that tells
+    tiles apart stays visible to the last."""
+    if fits(name):
+        return name
+    rest = name
+    if prefix and name.startswith(prefix) and len(prefix) < len(name):
+        rest = name[len(prefix) :]
+        for k in range(len(prefix) - 1, 0, -1):
+            text = prefix[:k] + ELLIPSIS + rest
+            if fits(text):
+                return text
+    for k in range(len(rest)):
+        text = ELLIPSIS + rest[k:]
+        if fits(text):
+            return text
+    return ELLIPSIS
+
+
+# --- a search with several examples --------------------------------------------------------------
+
+
+@dataclass
+class SearchSession:
+    """The query as a set: tiles wanted (``positives``, the first is the query shown), tiles not
+    wanted (``negatives``), how they combine, the filters, and a refined ranking waiting to be
+    accepted or undone (``pending``: the refined results; ``base``: the ranking it replaced).
+
+    Marking a result relevant makes it a positive example, not relevant a negative one; the
+    next search or refinement uses every mark."""
+
+    positives: list[TileRef] = field(default_factory=list)
+    negatives: list[TileRef] = field(default_factory=list)
+    combine: str = "sum"
+    refine_model: str = "logreg"
+    filters: Any = None  # rsgui.services.feedback.Filters or None
+    pending: Any = None
+    base: Any = None
+    refined_by: str | None = None  # the model of an accepted refinement
+
+    @classmethod
+    def single(cls, ref: TileRef | None) -> SearchSession:
+        return cls(positives=[] if ref is None else [ref])
+
+    @property
+    def query(self) -> TileRef | None:
+        return self.positives[0] if self.positives else None
+
+    @property
+    def is_set(self) -> bool:
+        """More than the plain one-tile search: several examples, negatives or filters."""
+        empty_filters = self.filters is None or self.filters.empty
+        return len(self.positives) > 1 or bool(self.negatives) or not empty_filters
+
+    @staticmethod
+    def _key(ref: TileRef):
+        return ("a", ref.archive_index) if ref.archive_index is not None else ("f", str(ref.path))
+
+    def mark_of(self, ref: TileRef) -> int:
+        """+1 a wanted example, -1 a not-wanted one, 0 neither."""
+        key = self._key(ref)
+        if any(self._key(r) == key for r in self.positives):
+            return 1
+        if any(self._key(r) == key for r in self.negatives):
+            return -1
+        return 0
+
+    def mark(self, ref: TileRef, mark: int) -> None:
+        """Make ``ref`` a wanted (+1) or not-wanted (-1) example, or neither (0). The query
+        (first positive) stays wanted: marking it otherwise is ignored."""
+        key = self._key(ref)
+        if self.positives and self._key(self.positives[0]) == key and mark != 1:
+            return
+        self.positives = [r for r in self.positives if self._key(r) != key]
+        self.negatives = [r for r in self.negatives if self._key(r) != key]
+        if mark > 0:
+            self.positives.append(ref)
+        elif mark < 0:
+            self.negatives.append(ref)
+
+    def remove(self, ref: TileRef) -> None:
+        """Take ``ref`` out of the examples (the query too: the next positive becomes it)."""
+        key = self._key(ref)
+        self.positives = [r for r in self.positives if self._key(r) != key]
+        self.negatives = [r for r in self.negatives if self._key(r) != key]

@@ -213,9 +213,13 @@ def render_safe(
 
 
 def band_statistics(raw: np.ndarray, band_names: tuple[str, ...]) -> list[dict]:
-    """Per band name: min, mean, max, std of the file values (for the details pane)."""
+    """Per band name: min, mean, max, std of the file values (for the details pane), over the
+    finite values only (NaN and infinite pixels are masked, as everywhere else)."""
     stats = []
     for name, band in zip(band_names, np.asarray(raw, dtype=np.float64), strict=True):
+        band = band[np.isfinite(band)]
+        if band.size == 0:
+            band = np.array([np.nan])
         stats.append(
             {
                 "band": name,

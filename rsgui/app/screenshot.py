@@ -134,6 +134,9 @@ def run_screenshots(outdir: str | Path, archive: str | Path | None = None) -> in
     _settle(window, 5)
     _save(query, out / "query.png")
     _save(window, out / "window.png")
+    feedback_demo(query)  # several examples, a mark, a refined ranking waiting for Accept/Undo
+    _settle(window)
+    _save(query, out / "query-feedback.png")
 
     # The other panels (written against AppState), each with its demo when it has one
     from rsgui.app import main_window
@@ -182,6 +185,26 @@ def query_demo(panel) -> None:
     archive = state.archive
     if archive is not None and state.query is None and len(archive):
         state.set_query(state.tile_ref(len(archive) // 3))
+
+
+def feedback_demo(panel) -> None:
+    """Two same-class results join the examples ("More like this"), the first other-class one is
+    marked not wanted, then the ranking is refined by logistic regression (not yet accepted)."""
+    state = panel.state
+    res = state.results
+    if res is None or not res.rows:
+        return
+    good = [i for i, r in enumerate(res.rows) if r.label == res.query_label][:2]
+    if good:
+        panel.mark_selected(1, [panel.model.index(i) for i in good])
+        state.tasks.wait_idle(60)
+    res = state.results
+    bad = [i for i, r in enumerate(res.rows) if r.label != res.query_label][:1] if res else []
+    if bad:
+        panel.mark_selected(-1, [panel.model.index(i) for i in bad])
+        state.tasks.wait_idle(60)
+    panel.refine()
+    state.tasks.wait_idle(60)
 
 
 def evaluation_demo(panel) -> None:

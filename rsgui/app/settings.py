@@ -98,5 +98,14 @@ class Settings:
     def set_device(self, device: str) -> None:
         self.q.setValue("compute/device", device)
 
+    # cluster -----------------------------------------------------------------------------
+    def scheduler(self) -> str:
+        """Where indexes are built: "" this process, "local" an embedded Dask cluster, or a
+        Dask scheduler address (tcp://host:8786)."""
+        return str(self.q.value("compute/scheduler", "", type=str) or "")
+
+    def set_scheduler(self, address: str) -> None:
+        self.q.setValue("compute/scheduler", address.strip())
+
     def sync(self) -> None:
         self.q.sync()

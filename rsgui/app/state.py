@@ -9,7 +9,9 @@ Signals (all emitted on the GUI thread):
 - ``archiveChanged()``: :attr:`AppState.archive` replaced (or closed: ``None``).
 - ``compositeChanged(Composite)``: band composite / stretch of the viewer, thumbnails and results.
 - ``tileSelected(TileRef)``: show this tile in the viewer (archive tile or outside file).
-- ``queryChanged(TileRef | None)``: the query tile changed.
+- ``queryChanged(TileRef | None)``: the query tile changed (a new search of one example).
+- ``sessionChanged()``: :attr:`AppState.session` (the examples, marks, filters of the search)
+  changed.
 - ``indexesChanged()``: the list of indexes found for the archive changed.
 - ``indexChanged()``: :attr:`AppState.index` (the one searched) replaced.
 - ``resultsChanged()``: :attr:`AppState.results` replaced.
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
-from rsgui.app.models import Composite, Notice, ReferenceSample, TileRef
+from rsgui.app.models import Composite, Notice, ReferenceSample, SearchSession, TileRef
 from rsgui.app.workers import TaskManager
 
 if TYPE_CHECKING:  # heavy modules are imported only when used
@@ -44,6 +46,7 @@ class AppState(QObject):
     compositeChanged = Signal(object)
     tileSelected = Signal(object)
     queryChanged = Signal(object)
+    sessionChanged = Signal()
     indexesChanged = Signal()
     indexChanged = Signal()
     resultsChanged = Signal()
@@ -58,12 +61,14 @@ class AppState(QObject):
         self.composite = Composite()
         self.selected: TileRef | None = None
         self.query: TileRef | None = None
+        self.session = SearchSession()
         self.indexes: list[IndexEntry] = []
         self.index: HashIndex | None = None
         self.index_path: Path | None = None
         self.results: SearchResults | None = None
         self.k: int = 20
         self.device: str = "cpu"
+        self.scheduler: str = ""  # index on: "" this process, "local" or a Dask scheduler address
         self.tasks = TaskManager(self)
         self.notices: list[Notice] = []
         self.tasks.taskFailed.connect(self._task_failed)
@@ -82,6 +87,7 @@ class AppState(QObject):
         self.reference = reference
         self.selected = None
         self.query = None
+        self.session = SearchSession()
         self.index = None
         self.index_path = None
         self.results = None
@@ -126,8 +132,20 @@ class AppState(QObject):
 
     # --- search --------------------------------------------------------------------------
     def set_query(self, ref: TileRef | None) -> None:
+        """A new search of one example: the previous examples and marks are dropped, the
+        filters and the combination kept."""
         self.query = ref
+        old = self.session
+        self.session = SearchSession.single(ref)
+        self.session.filters, self.session.combine = old.filters, old.combine
+        self.sessionChanged.emit()
         self.queryChanged.emit(ref)
+
+    def set_session(self, session: SearchSession) -> None:
+        """Replace the search's examples, marks and filters (the query is its first example)."""
+        self.session = session
+        self.query = session.query
+        self.sessionChanged.emit()
 
     def set_index(self, index: HashIndex | None, path: Path | None = None) -> None:
         self.index = index

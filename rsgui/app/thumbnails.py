@@ -34,7 +34,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from rsgui.app.models import Composite, ReferenceSample
+from rsgui.app.models import Composite, ReferenceSample, elide_name
 from rsgui.app.render import render_safe
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ TILE_MIME = "application/x-rsgui-tile"  # payload: JSON {"archive_root", "index"
 BorderRole = Qt.ItemDataRole.UserRole + 1  # QColor or None
 IndexRole = Qt.ItemDataRole.UserRole + 2  # archive index (int) or None
 PathRole = Qt.ItemDataRole.UserRole + 3  # absolute path (str)
+ElidePrefixRole = Qt.ItemDataRole.UserRole + 4  # part of the title shortened first (its class)
 THUMB = 96
 
 Loader = Callable[[], tuple[np.ndarray, tuple[str, ...]]]
@@ -224,6 +225,7 @@ class TileItem:
     path: str = ""
     border: QColor | None = None
     tooltip: str = ""
+    elide_prefix: str = ""  # shortened first when the title does not fit (see elide_name)
 
 
 class TileListModel(QAbstractListModel):
@@ -268,6 +270,8 @@ class TileListModel(QAbstractListModel):
             return item.archive_index
         if role == PathRole:
             return item.path
+        if role == ElidePrefixRole:
+            return item.elide_prefix
         if role == Qt.ItemDataRole.UserRole:
             return item.subtitle
         return None
@@ -376,6 +380,13 @@ class TileDelegate(QStyledItemDelegate):
         sub = index.data(Qt.ItemDataRole.UserRole)
         if sub and self.lines > 1:
             lines = str(sub).split("\n")[: self.lines - 1] + lines
+        title_row = len(lines) - 1
+        prefix = str(index.data(ElidePrefixRole) or "")
+        room = r.width() - 6
+
+        def fits(t: str) -> bool:
+            return fm.horizontalAdvance(t) <= room
+
         y = pix_rect.bottom() + 3
         for i, text in enumerate(lines[: self.lines]):
             if i == 0 and self.lines > 1 and sub:
@@ -384,7 +395,10 @@ class TileDelegate(QStyledItemDelegate):
                 painter.setFont(f)
             else:
                 painter.setFont(option.font)
-            text = fm.elidedText(text, Qt.TextElideMode.ElideMiddle, r.width() - 6)
+            if i == title_row:  # the file name: keep its end (the tile number) visible
+                text = elide_name(text, prefix, fits)
+            else:
+                text = fm.elidedText(text, Qt.TextElideMode.ElideMiddle, r.width() - 6)
             painter.drawText(
                 QRect(r.x() + 3, y, r.width() - 6, fm.height()),
                 Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, text,
@@ -437,6 +451,9 @@ def read_raw_file(path: str | Path, archive_bands=()) -> tuple[np.ndarray, tuple
     """File values ``(C, H, W)`` and band names of any raster, for display (not for search)."""
     import rasterio
 
+    from rsgui.tiff_header import quiet_georeference_warnings
+
+    quiet_georeference_warnings()  # a JPEG without georeference is no news for the terminal
     with rasterio.open(path) as src:
         raw = src.read()
         names = guess_band_names(src.count, tuple(src.descriptions or ()), tuple(archive_bands))

@@ -17,6 +17,7 @@ from rsgui.errors import RsguiError
 COMMAND_MODULES: tuple[str, ...] = (
     "archive_cmds",  # archive-info, make-demo-archive
     "index_cmds",  # index, search, evaluate
+    "scale_cmds",  # index-convert (and index --scheduler / --workers)
     "train_cmd",  # train
     "generate_cmd",  # generate
     "experiment_cmd",  # experiment thesis-ch4 | thesis-ch5

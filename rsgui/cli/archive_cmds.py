@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rsgui.bands import PRESETS, Normalisation
 
@@ -28,7 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser(
         "make-demo-archive", help="write a small synthetic 10-class archive (EuroSAT MS layout)"
     )
-    d.add_argument("dir", help="folder to create (reused when made with the same settings)")
+    d.add_argument(
+        "dir",
+        help="folder to create (reused when made with the same settings); each file written "
+        "is printed on stdout",
+    )
     d.add_argument("--per-class", type=int, default=20, help="tiles per class")
     d.add_argument("--size", type=int, default=64, help="tile side in pixels")
     d.add_argument("--seed", type=int, default=0)
@@ -68,6 +73,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
     if args.per_class < 1 or args.size < 8:
         raise ValueError("--per-class must be >= 1 and --size >= 8")
+    from rsgui.cli.outputs import Outputs
+
+    written = Outputs.folder(args.dir)
     root = make_demo_archive(args.dir, n_per_class=args.per_class, size=args.size, seed=args.seed)
-    print(f"demo archive: {root} ({10 * args.per_class} tiles)")
+    paths = written.print()  # stdout: every file written, one path a line
+    made = "made" if paths else "already there, reused"
+    print(f"demo archive: {root} ({10 * args.per_class} tiles, {made})", file=sys.stderr)
     return 0

@@ -16,7 +16,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--class", dest="class_name", required=True, help="class name, or 'all' for every class"
     )
     p.add_argument("--n", type=int, required=True, help="tiles per class")
-    p.add_argument("--out", required=True, help="output folder; tiles go to OUT/CLASS/")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder; tiles go to OUT/CLASS/ (each file written is printed on stdout)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
     p.set_defaults(func=run)
@@ -45,8 +49,12 @@ def run(args: argparse.Namespace) -> int:
         device = str(torch_device(args.device))
     except JobError as e:
         raise CliError(str(e)) from None
+    from rsgui.cli.outputs import Outputs
+
+    written = Outputs.folder(args.out)
     with ProgressBar("generate") as bar:
         job = generate_folder(args.model, args.out, names, args.n, seed=args.seed, device=device)
         paths = drive(job, lambda p: bar(int(p.done), p.total and int(p.total), p.note))
     print(f"wrote {len(paths)} tiles to {args.out}", file=sys.stderr)
+    written.print()  # stdout: every file written, one path a line
     return 0

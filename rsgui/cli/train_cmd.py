@@ -27,7 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("archive", help="archive folder")
     p.add_argument("--method", required=True,
                    choices=sorted(k for k, m in METHODS.items() if m.trained))  # fmt: skip
-    p.add_argument("--out", required=True, help="checkpoint file to write (.safetensors)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="checkpoint file to write: NAME.safetensors (NAME alone gets the suffix; another "
+        "suffix is refused). Every file written is printed on stdout, one path a line",
+    )
     p.add_argument("--bits", type=int, default=64, help="code length (hashing methods)")
     p.add_argument("--bands", default=None, help="band set: rgb | ms10 | all (default per method)")
     p.add_argument("--steps", type=int, default=None, help="training steps (overrides the preset)")
@@ -101,10 +106,13 @@ class _StageBars:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rsgui.services.training import output_path, train_job
+    from rsgui.cli.outputs import Outputs, checkpoint_path
+    from rsgui.services.training import train_job
 
+    out = checkpoint_path(args.out)  # never renamed silently: a wrong suffix is refused
+    written = Outputs.stem(out)
     job = train_job(
-        args.archive, args.method, args.out, bands=args.bands, bits=args.bits, steps=args.steps,
+        args.archive, args.method, out, bands=args.bands, bits=args.bits, steps=args.steps,
         preset=args.preset, device=args.device, seed=args.seed, batch_size=args.batch_size,
         checkpoint_every=args.checkpoint_every, resume=args.resume,
         variant=getattr(args, "variant", None), augment=args.augment,
@@ -128,15 +136,17 @@ def run(args: argparse.Namespace) -> int:
         job.close()  # a stopped trainer writes its checkpoint here
         bars.close()
     if result is None:
-        print(f"stopped; checkpoint written to {output_path(args.out)}", file=sys.stderr)
+        print(f"stopped; checkpoint written to {out}", file=sys.stderr)
+        written.print()
         return 130
     msg = f"{args.method}: {result.step} steps, model {result.path}"
     found = {k: v for k, v in result.metrics.items() if k.startswith("map@")}
     for name, value in found.items():
         msg += f"; {name.upper()} {value:.4f} ({result.eval})"
-    print(msg)
+    print(msg, file=sys.stderr)
     if args.n_generated and METHODS[args.method].family == "uahm":
         folder = Path(result.path).with_name(Path(result.path).stem + "_generated")
         if folder.is_dir():
-            print(f"{args.n_generated} generated tiles in {folder}")
+            print(f"{args.n_generated} generated tiles in {folder}", file=sys.stderr)
+    written.print()  # stdout: the path of every file written, one a line
     return 0

@@ -35,23 +35,38 @@ class Encoder(Protocol):
         ...
 
 
+def encode_batch(encoder: Encoder, batch) -> np.ndarray:
+    """(N, bits) float32 codes of a :class:`rsgui.tiles.TileBatch`. An encoder that can skip
+    masked pixels (``uses_mask``: the spectral histograms) gets the batch's valid mask; the
+    others see the pixels as read, masked ones filled with their tile's band means."""
+    if batch.valid is not None and getattr(encoder, "uses_mask", False):
+        out = encoder.encode(batch.pixels, valid=batch.valid)  # type: ignore[call-arg]
+    else:
+        out = encoder.encode(batch.pixels)
+    return np.asarray(out, dtype=np.float32)
+
+
 def load_trained_encoder(model_path: str | Path, method: str | None = None) -> Encoder:
     """Load the encoder stored in a checkpoint, dispatched on its method's family in the
     registry; refuse it (:class:`ModelFileError` naming the file) if it was made by another
     method or makes no codes."""
-    import json
-
     from rsgui.encoders.registry import METHODS
     from rsgui.errors import ModelFileError
+    from rsgui.safeload import read_json
 
     path = Path(model_path)
     side = path.with_suffix(".json")
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
     try:
-        found = json.loads(side.read_text(encoding="utf-8")).get("method")
+        meta = read_json(side, ModelFileError, what="model settings file")
     except FileNotFoundError:
         raise ModelFileError(f"{path}: missing its settings file {side.name}") from None
-    except (OSError, ValueError, AttributeError) as e:
-        raise ModelFileError(f"{side}: unreadable settings ({e})") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{side}: not an rsgui checkpoint settings file")
+    found = meta.get("method")
+    if not isinstance(found, str):
+        raise ModelFileError(f"{side}: names no method")
     if method is not None and found != method:
         raise ModelFileError(f"{path}: a {found!r} model, but method {method!r} was asked for")
     spec = METHODS.get(found)

@@ -26,14 +26,19 @@ class DeepHashEncoder:
         self.path = Path(path)
         try:
             self.net, self.meta = load_net(self.path, device)
-        except (KeyError, TypeError, RuntimeError) as e:
+        except (KeyError, TypeError, RuntimeError, ValueError) as e:
             raise ModelFileError(f"{path}: incomplete deep-hashing checkpoint ({e})") from None
+        names = self.meta.get("band_names")
+        if not isinstance(names, list) or not all(isinstance(b, str) for b in names):
+            raise ModelFileError(f"{path}: band names {names!r} are not a list of names")
+        if "normalisation" not in self.meta:
+            raise ModelFileError(f"{path}: settings lack the normalisation")
         self.device = device
         self.batch_size = batch_size
         self.band_names = tuple(self.meta["band_names"])
         self.bits = int(self.meta["bits"])
         self.normalisation = Normalisation.from_dict(self.meta["normalisation"])
-        self.features = self.meta.get("features")
+        self.features = _feature_settings(self.path, self.meta.get("features"))
 
     def encode(self, pixels: np.ndarray) -> np.ndarray:
         from training.train_deephash import hash_outputs, inception_features
@@ -63,6 +68,32 @@ class DeepHashEncoder:
             "n_generated": m.get("n_generated"),
             "augment": m.get("augment"),
         }
+
+
+MAX_INPUT_SIZE = 1024  # the backbone's input side: tiles are resized to it before the network
+
+
+def _feature_settings(path: Path, feats) -> dict | None:
+    """The sidecar's backbone settings, checked before any tile is resized by them: an input
+    side of 100,000 pixels would make the first batch allocate terabytes."""
+    if feats is None:
+        return None
+    from training.inception import MIN_SIZE
+
+    if not isinstance(feats, dict):
+        raise ModelFileError(f"{path}: its feature settings are not a JSON object")
+    size = feats.get("input_size")
+    if type(size) is not int or not MIN_SIZE <= size <= MAX_INPUT_SIZE:
+        raise ModelFileError(
+            f"{path}: backbone input size {size!r} is outside {MIN_SIZE}..{MAX_INPUT_SIZE} pixels"
+        )
+    gain = feats.get("rgb_gain", 1.0)
+    if type(gain) not in (int, float) or not 0 < gain <= 100:
+        raise ModelFileError(f"{path}: backbone colour gain {gain!r} is not usable")
+    weights = feats.get("weights")
+    if weights is not None and not isinstance(weights, str):
+        raise ModelFileError(f"{path}: backbone weights {weights!r} is not a file name")
+    return feats
 
 
 def load_encoder(path: str | Path) -> DeepHashEncoder:

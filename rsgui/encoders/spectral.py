@@ -68,10 +68,22 @@ class SpectralSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> SpectralSettings:
+        """Settings stored in an index; ValueError for values no fit could have written (they
+        come from a file: a patch of 0 or a NaN power must not reach the feature code)."""
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         if known.get("stretch") is not None:
             known["stretch"] = tuple(float(v) for v in known["stretch"])
-        return cls(**known)
+            if len(known["stretch"]) != 2 or not all(0 <= v <= 100 for v in known["stretch"]):
+                raise ValueError(f"stretch percentiles {known['stretch']} are not usable")
+        out = cls(**known)
+        ints = (out.bins, out.patch, out.seed, out.itq_iterations)
+        if not all(type(v) is int for v in ints) or not 1 <= out.bins <= 255 or out.patch < 1:
+            raise ValueError(f"spectral settings bins={out.bins!r} patch={out.patch!r} not usable")
+        if out.feature not in ("raw", "global", "local"):
+            raise ValueError(f"unknown spectral feature {out.feature!r}")
+        if type(out.power) not in (int, float) or not 0 < out.power <= 10:
+            raise ValueError(f"spectral power {out.power!r} is not usable")
+        return out
 
 
 class SpectralEncoder:
@@ -166,7 +178,7 @@ class SpectralEncoder:
         for batch in archive.iter_batches(
             bands=list(band_names), batch_size=batch_size, indices=chosen
         ):
-            feats.append(probe.features(batch.pixels))
+            feats.append(probe.features(batch.pixels, batch.valid))
             done += len(batch.pixels)
             yield Progress(done, total, "fitting spectral features", stage="fit")
         x = np.concatenate(feats)
@@ -186,8 +198,11 @@ class SpectralEncoder:
 
     # -- encoding --------------------------------------------------------------------------------
 
-    def features(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, D) features of normalised tiles in :attr:`band_names` order."""
+    uses_mask = True  # encode() takes a batch's valid-pixel mask (rsgui.encoders.encode_batch)
+
+    def features(self, pixels: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """(N, D) features of normalised tiles in :attr:`band_names` order; ``valid`` (N, H, W)
+        leaves masked pixels out of the histograms."""
         pixels = np.asarray(pixels, dtype=np.float32)
         if pixels.ndim != 4 or pixels.shape[1] != len(self.band_names):
             raise ValueError(
@@ -200,11 +215,13 @@ class SpectralEncoder:
                 f"got {pixels.shape[2]}x{pixels.shape[3]}"
             )
         s = self.settings
-        return extract(pixels, s.feature, s.bins, s.patch, s.power, self.band_low, self.band_high)
+        return extract(
+            pixels, s.feature, s.bins, s.patch, s.power, self.band_low, self.band_high, valid
+        )
 
-    def encode(self, pixels: np.ndarray) -> np.ndarray:
+    def encode(self, pixels: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
         """(N, bits) float32 codes; ``code > 0`` is the bit."""
-        return self.projection.transform(self.features(pixels))
+        return self.projection.transform(self.features(pixels, valid))
 
     def describe(self) -> dict:
         d = asdict(self.settings)
@@ -242,13 +259,20 @@ class SpectralEncoder:
         low, high = arrays.get(_PREFIX + "band_low"), arrays.get(_PREFIX + "band_high")
         if settings.stretch is not None and (low is None or high is None):
             raise ValueError("the index lacks the spectral method's band stretch limits")
+        n_bands = len(tuple(get("band_names")))
+        for limits in (low, high):
+            if limits is not None and np.shape(limits) != (n_bands,):
+                raise ValueError(f"band limits of shape {np.shape(limits)} for {n_bands} bands")
         norm = get("normalisation") or {}
+        shape = described.get("tile_shape") or (64, 64)
+        if len(shape) != 2 or not all(type(v) is int and 1 <= v <= 1024 for v in shape):
+            raise ValueError(f"tile shape {shape!r} is not usable")
         return cls(
             tuple(get("band_names")),
             projection,
             Normalisation.from_dict(norm) if norm else Normalisation(),
             settings,
-            tuple(described.get("tile_shape") or (64, 64)),
+            tuple(shape),
             low,
             high,
             described.get("n_fit_tiles"),
@@ -268,10 +292,15 @@ def _band_percentiles(archive, band_names, indices, percentiles, rng, batch_size
         px = batch.pixels.reshape(len(batch.pixels), len(band_names), -1)
         k = min(_STRETCH_PIXELS_PER_TILE, px.shape[2])
         pick = rng.choice(px.shape[2], size=k, replace=False)
-        samples.append(px[:, :, pick].transpose(1, 0, 2).reshape(len(band_names), -1))
+        sample = px[:, :, pick].transpose(1, 0, 2).reshape(len(band_names), -1)
+        if batch.valid is not None:  # masked pixels (NaN, nodata) never set the limits
+            sample = sample[:, batch.valid.reshape(len(px), -1)[:, pick].ravel()]
+        samples.append(sample)
         done += len(batch.pixels)
         yield Progress(done, len(indices), "sampling band ranges", stage="stretch")
     values = np.concatenate(samples, axis=1)
+    if values.shape[1] == 0:
+        raise ValueError("no valid pixels to fit the spectral method's band ranges on")
     low = np.percentile(values, percentiles[0], axis=1).astype(np.float32)
     high = np.percentile(values, percentiles[1], axis=1).astype(np.float32)
     # a flat band (all zeros, or saturated) keeps a usable range instead of dividing by zero

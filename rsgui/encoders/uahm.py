@@ -88,12 +88,14 @@ class UAHMEncoder:
 def config_defaults(path: str | os.PathLike) -> dict:
     """The registry's config of the checkpoint's method: what a checkpoint written before its
     config carried the method's flags lacks."""
-    import json
+    from rsgui.safeload import read_json
 
     try:
-        method = json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))["method"]
+        method = read_json(Path(path).with_suffix(".json"))["method"]
     except (OSError, ValueError, KeyError, TypeError):
         return {}  # the loader names the problem
+    if not isinstance(method, str):
+        return {}
     spec = METHODS.get(method)
     return dict(spec.config) if spec is not None and spec.family == "uahm" else {}
 
@@ -107,6 +109,9 @@ def load_encoder(path: str | os.PathLike, device="cpu") -> UAHMEncoder:
     for key in ("band_names", "normalisation"):
         if key not in meta:
             raise ModelFileError(f"{path}: settings lack {key!r}")
+    names = meta["band_names"]
+    if not isinstance(names, list) or not all(isinstance(b, str) for b in names):
+        raise ModelFileError(f"{path}: band names {names!r} are not a list of names")
     if len(meta["band_names"]) != cfg.channels:
         raise ModelFileError(
             f"{path}: {len(meta['band_names'])} band names for a {cfg.channels}-band model"

@@ -277,7 +277,10 @@ def evaluation_job(
         note = f"Evaluating {path.name} ({i + 1}/{len(indexes)})…"
         yield Progress(0, None, note, stage="load")
         try:
-            index = HashIndex.load(path)
+            from rsgui.shards import ShardedIndex, open_index
+
+            index = open_index(path)  # an .npz index, or an index folder read whole
+            index = index.to_hash_index() if isinstance(index, ShardedIndex) else index
         except (OSError, ValueError) as e:
             raise JobError(f"{path}: {e}" if str(path) not in str(e) else str(e)) from None
         try:

@@ -17,6 +17,7 @@ import numpy as np
 from rsgui.encoders.registry import method
 from rsgui.errors import JobError, ModelFileError
 from rsgui.geotiff import write_geotiff
+from rsgui.paths import inside, safe_name
 from rsgui.progress import Job, Progress
 
 
@@ -145,8 +146,13 @@ def save_tiles(
     normalisation: dict,
     stem: str = "generated",
 ) -> list[Path]:
-    """Write (N, C, H, W) [0, 1] tiles to ``out_dir/class_name/CLASS_STEM_00000.tif``..."""
-    folder = Path(out_dir) / class_name
+    """Write (N, C, H, W) [0, 1] tiles to ``out_dir/class_name/CLASS_STEM_00000.tif``...
+
+    The class name and stem come from a model's sidecar: they are checked to be plain names
+    (:func:`rsgui.paths.safe_name`) so nothing is written outside ``out_dir``."""
+    safe_name(class_name, "class name")
+    safe_name(stem, "file name part")
+    folder = inside(out_dir, class_name)
     names = [folder / f"{class_name}_{stem}_{i:05d}.tif" for i in range(len(images))]
     return write_tiles(images, names, band_names, normalisation)
 
@@ -180,6 +186,7 @@ def generate_folder(
     names = list(gen.classes) if class_names is None else list(class_names)
     for name in names:
         gen.class_index(name)  # fail before writing anything
+        safe_name(name, "class name", ckpt if isinstance(ckpt, str | Path) else None)
     norm = gen.meta["normalisation"]
     paths: list[Path] = []
     for j, name in enumerate(names):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rsgui.bands import Normalisation, band_indices, resolve_band_set
-from rsgui.encoders import Encoder, load_trained_encoder
+from rsgui.encoders import Encoder, encode_batch, load_trained_encoder
 from rsgui.encoders.registry import METHODS
 from rsgui.errors import JobError, MissingBandsError
 from rsgui.index_store import HashIndex, IndexMeta, describe_bands, writable_index_dir
@@ -66,6 +66,21 @@ def index_job(
     ``bands`` / ``bits``, when given, must agree. ``out``: where to save (``OUT.npz`` +
     ``OUT.json``). Refusals are :class:`rsgui.errors.JobError` (or the band / model errors)
     with a message for the user."""
+    encoder = yield from prepare_encoder_job(
+        archive, method, model=model, encoder=encoder, bands=bands, bits=bits,
+        max_fit_tiles=max_fit_tiles, seed=seed, batch_size=batch_size,
+    )  # fmt: skip
+    index = yield from build_index_job(archive, encoder, batch_size=batch_size, model_path=model)
+    path = index.save(out) if out is not None else None
+    return IndexResult(path, len(index), encoder.method, index)
+
+
+def prepare_encoder_job(
+    archive, method: str, *, model=None, encoder: Encoder | None = None, bands=None, bits=None,
+    max_fit_tiles: int = 5000, seed: int = 0, batch_size: int = 256,
+) -> Job[Encoder]:  # fmt: skip
+    """The encoder :func:`index_job` uses, checked against the archive: ``spectral`` fitted on
+    it (stages ``"stretch"`` and ``"fit"``), a trained method's model loaded and checked."""
     if method not in METHODS or not METHODS[method].retrieval:
         raise JobError(f"unknown index method {method!r}")
     if bits is not None and bits < 1:
@@ -85,9 +100,8 @@ def index_job(
             archive, bands, bits or DEFAULT_BITS, max_fit_tiles, SpectralSettings(seed=seed),
             batch_size,
         )  # fmt: skip
-    index = yield from build_index_job(archive, encoder, batch_size=batch_size, model_path=model)
-    path = index.save(out) if out is not None else None
-    return IndexResult(path, len(index), encoder.method, index)
+    check_encoder(archive, encoder)
+    return encoder
 
 
 def spectral_index_job(
@@ -157,20 +171,14 @@ def build_index_job(archive, encoder, batch_size: int = 256, model_path=None) ->
     Yields a :class:`Progress` per batch (stage ``"encode"``). A trained encoder's model file
     (``model_path``, else what its ``describe()`` or ``path`` names) is recorded as an absolute
     path so the index can encode queries later."""
-    band_indices(archive.band_names, encoder.band_names)  # MissingBandsError names what lacks
-    if archive.normalisation != encoder.normalisation:
-        raise ValueError(
-            f"the archive is scaled by {_norm_text(archive.normalisation)} but the "
-            f"{encoder.method} model expects {_norm_text(encoder.normalisation)}; open the archive "
-            "with the model's normalisation"
-        )
+    check_encoder(archive, encoder)
     n = len(archive)
     if n == 0:
         raise ValueError(f"{archive.root}: no readable tiles to index")
     codes = np.empty((n, encoder.bits), dtype=np.float32)
     done = 0
     for batch in archive.iter_batches(bands=list(encoder.band_names), batch_size=batch_size):
-        out = np.asarray(encoder.encode(batch.pixels), dtype=np.float32)
+        out = encode_batch(encoder, batch)
         codes[done : done + len(out)] = out
         done += len(out)
         yield Progress(done, n, f"encoding with {encoder.method}", stage="encode")
@@ -178,14 +186,47 @@ def build_index_job(archive, encoder, batch_size: int = 256, model_path=None) ->
         raise ValueError(
             f"{archive.root}: read {done} of {n} tiles; the archive changed while indexing"
         )
+    extra = encoder.state_arrays() if hasattr(encoder, "state_arrays") else None
+    stats = archive.tile_stats() if hasattr(archive, "tile_stats") else None  # change detection
+    return HashIndex.from_codes(
+        codes,
+        [r.path for r in archive.records],
+        [r.label for r in archive.records],
+        index_meta(archive, encoder, model_path),
+        extra_arrays=extra,
+        tile_stats=stats,
+    )
+
+
+def check_encoder(archive, encoder) -> None:
+    """Refuse an encoder whose bands the archive lacks or whose scaling differs from its own."""
+    band_indices(archive.band_names, encoder.band_names)  # MissingBandsError names what lacks
+    if archive.normalisation != encoder.normalisation:
+        raise ValueError(
+            f"the archive is scaled by {_norm_text(archive.normalisation)} but the "
+            f"{encoder.method} model expects {_norm_text(encoder.normalisation)}; open the archive "
+            "with the model's normalisation"
+        )
+
+
+def model_file(encoder, model_path=None) -> Path | None:
+    """The model file of a trained encoder (``model_path``, else what it describes), absolute."""
+    if METHODS.get(encoder.method) is not None and not METHODS[encoder.method].trained:
+        return None
+    described = dict(encoder.describe())
+    found = model_path or described.get("model_path") or described.get("model")
+    found = found or getattr(encoder, "path", None)
+    return Path(found).resolve() if found else None
+
+
+def index_meta(archive, encoder, model_path=None) -> IndexMeta:
+    """How an index of ``archive`` made by ``encoder`` was made (its model file, absolute)."""
     described = dict(encoder.describe())
     described.setdefault("tile_shape", list(archive.tile_shape))
-    if METHODS.get(encoder.method) is None or METHODS[encoder.method].trained:
-        found = model_path or described.get("model_path") or described.get("model")
-        found = found or getattr(encoder, "path", None)
-        if found:
-            described["model_path"] = str(Path(found).resolve())
-    meta = IndexMeta(
+    found = model_file(encoder, model_path)
+    if found:
+        described["model_path"] = str(found)
+    return IndexMeta(
         method=encoder.method,
         band_names=tuple(encoder.band_names),
         bits=int(encoder.bits),
@@ -193,14 +234,6 @@ def build_index_job(archive, encoder, batch_size: int = 256, model_path=None) ->
         normalisation=encoder.normalisation.to_dict(),
         archive_root=str(Path(archive.root).resolve()),
         encoder=described,
-    )
-    extra = encoder.state_arrays() if hasattr(encoder, "state_arrays") else None
-    return HashIndex.from_codes(
-        codes,
-        [r.path for r in archive.records],
-        [r.label for r in archive.records],
-        meta,
-        extra_arrays=extra,
     )
 
 

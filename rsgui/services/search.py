@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -25,10 +26,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rsgui.atomic import atomic_write_text
+from rsgui.atomic import atomic_write_bytes
 from rsgui.bands import Normalisation
-from rsgui.errors import IndexMismatchError, MissingBandsError, TileReadError
-from rsgui.index_store import HashIndex, describe_bands
+from rsgui.encoders import encode_batch
+from rsgui.errors import IndexMismatchError, JobError, MissingBandsError, TileReadError
+from rsgui.index_store import HashIndex, describe_bands, index_paths
 from rsgui.progress import Job, Progress
 from rsgui.tiles import TileBatch
 
@@ -96,6 +98,12 @@ class SearchResults:
     rows: list[SearchResult] = field(default_factory=list)
     elapsed_s: float = 0.0
     encoder: Any = field(default=None, repr=False, compare=False)  # reused by the next search
+    # a set query (:mod:`rsgui.services.feedback`): every positive (``query`` is the first) and
+    # negative example, how they were combined or refined, and the filters applied
+    examples: tuple = ()
+    negatives: tuple = ()
+    strategy: str = ""
+    filters: str | None = None
 
     def precision_at(self, k: int) -> float | None:
         """Share of the first ``k`` results with the query's class; None without labels."""
@@ -117,7 +125,7 @@ def encoder_for_index(index: HashIndex):
 
         try:
             return SpectralEncoder.from_state(meta, index.extra_arrays)
-        except (KeyError, ValueError) as e:
+        except (KeyError, ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError) as e:
             raise IndexMismatchError(
                 f"cannot rebuild the spectral encoder of the index: {e}"
             ) from None
@@ -179,7 +187,7 @@ def encode_query(index: HashIndex, query, encoder=None) -> np.ndarray:
         batch = query
     else:
         batch = read_query(index, query, getattr(encoder, "tile_shape", None))
-    return np.asarray(encoder.encode(batch.pixels), dtype=np.float32)
+    return encode_batch(encoder, batch)
 
 
 def own_position(index: HashIndex, path) -> int | None:
@@ -376,11 +384,59 @@ def results_geojson(results: SearchResults, query_georef=None, k: int | None = N
                 "properties": {"role": "result", **r.as_dict()},
             }
         )
-    return {
-        "type": "FeatureCollection",
-        "properties": {"method": results.method, "bits": results.bits, "k": len(rows)},
-        "features": feats,
-    }
+    props: dict[str, Any] = {"method": results.method, "bits": results.bits, "k": len(rows)}
+    if results.examples or results.negatives:
+        props.update(
+            examples=[str(e.path) for e in results.examples],
+            negatives=[str(e.path) for e in results.negatives],
+            strategy=results.strategy,
+        )
+    if results.filters:
+        props["filters"] = results.filters
+    return {"type": "FeatureCollection", "properties": props, "features": feats}
+
+
+def check_export_target(path, index_path=None, archive_root=None) -> None:
+    """Refuse to write an export over a file that is not a previous export: an index or model
+    half (their JSON halves included), a tile or any binary file, or any file of the indexed
+    archive. :class:`rsgui.errors.JobError` names the file and what it is."""
+    target = Path(path)
+    try:
+        real = target.resolve()
+    except (OSError, RuntimeError):
+        real = target.absolute()
+    if archive_root:
+        try:
+            real.relative_to(Path(archive_root).resolve())
+        except ValueError:
+            pass
+        else:
+            raise JobError(f"{target}: lies inside the indexed archive {archive_root}; "
+                           "write the export elsewhere")  # fmt: skip
+    if index_path is not None and real in {p.resolve() for p in index_paths(index_path)}:
+        raise JobError(f"{target}: is the index being read; write the export elsewhere")
+    if not os.path.lexists(target):
+        return
+    if not target.is_file():
+        raise JobError(f"{target}: exists and is not a plain file; choose another name")
+    try:
+        with open(target, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise JobError(f"{target}: exists and cannot be read ({e.strerror or e})") from None
+    what = None
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+") or head[:3] == b"\xff\xd8\xff":
+        what = "an image tile"
+    elif head[:4] == b"\x89PNG":
+        what = "an image tile"
+    elif head[:4] == b"PK\x03\x04":
+        what = "an index or other archive file"
+    elif target.suffix.lower() == ".safetensors" or b"\x00" in head:
+        what = "a model or other binary file"
+    elif b'"rsgui-index"' in head or b'"rsgui-checkpoint"' in head:
+        what = "the settings half of an index or a model"
+    if what is not None:
+        raise JobError(f"{target}: exists and is {what}, not an export; refused to overwrite it")
 
 
 def write_results(
@@ -389,9 +445,13 @@ def write_results(
     out=None,
     k: int | None = None,
     archive=None,
+    *,
+    index_path=None,
+    archive_root=None,
 ) -> str:
     """Results as ``csv``, ``json`` or ``geojson`` (one query) text, positions looked up first
-    (:func:`locate`); written atomically to ``out`` when given."""
+    (:func:`locate`); written atomically to ``out`` when given, never over an index, a model, a
+    tile or a file of the archive (:func:`check_export_target`)."""
     many = [results] if isinstance(results, SearchResults) else list(results)
     located = [locate(res, archive) for res in many]
     if fmt == "csv":
@@ -406,8 +466,19 @@ def write_results(
     else:
         raise ValueError(f"unknown format {fmt!r}; choose csv, json or geojson")
     if out is not None:
-        atomic_write_text(out, text)
+        check_export_target(
+            out,
+            index_path or next((r.index_path for r in many if r.index_path), None),
+            archive_root or getattr(archive, "root", None),
+        )
+        atomic_write_bytes(out, encode_text(text))
     return text
+
+
+def encode_text(text: str) -> bytes:
+    """UTF-8 bytes of an export; a file name that is not valid UTF-8 (read from disk as
+    surrogates) is written with its own bytes, so the path in the export opens that file."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def export_results(

@@ -9,6 +9,7 @@ line shows a bar and the application a progress with an ETA.
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,9 +19,12 @@ from rsgui.bands import BAND_SETS, resolve_band_set
 from rsgui.progress import Job, Progress
 
 
-def spectral_features(pixels: np.ndarray, kind: str, bins: int = 8, patch: int = 16, power=1.0):
-    """(N, C, H, W) normalised tiles -> (N, D) colour features (the method's Table 5.1)."""
-    return features.extract(pixels, kind=kind, bins=bins, patch=patch, power=power)
+def spectral_features(
+    pixels: np.ndarray, kind: str, bins: int = 8, patch: int = 16, power=1.0, valid=None
+):
+    """(N, C, H, W) normalised tiles -> (N, D) colour features (the method's Table 5.1);
+    ``valid`` (N, H, W): the pixels histograms count (masked NaN / nodata ones are not)."""
+    return features.extract(pixels, kind=kind, bins=bins, patch=patch, power=power, valid=valid)
 
 
 def band_limits(archive, indices, bands, n_tiles: int = 256, seed: int = 0):
@@ -66,7 +70,9 @@ def archive_features(
             px = features.band_stretch(px, low, high)
         if want_spec:
             sel = [names.index(b) for b in spec_bands]
-            spec_out.append(spectral_features(px[:, sel], kind, cfg.bins, cfg.patch, cfg.power))
+            spec_out.append(
+                spectral_features(px[:, sel], kind, cfg.bins, cfg.patch, cfg.power, batch.valid)
+            )
         if model is not None:
             sel = [names.index(b) for b in rgb]
             with torch.no_grad():
@@ -80,6 +86,18 @@ def archive_features(
     if model is not None:
         out["spatial"] = np.concatenate(spa_out).astype(np.float32)
     return out
+
+
+def _cache_sizes_ok(path) -> bool:
+    """A cache whose members claim more than the file holds is ignored (rebuilt), never
+    allocated."""
+    from rsgui.safeload import check_npz
+
+    try:
+        check_npz(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return False
+    return True
 
 
 def ssm_job(
@@ -96,7 +114,7 @@ def ssm_job(
     indices = [int(i) for i in indices]
     k1, k2 = resolve_k(len(indices), cfg)
     key = cache_key([archive.records[i].path for i in indices], cfg, k1, k2)
-    if cache is not None:
+    if cache is not None and _cache_sizes_ok(cache):
         hit = SSM.load(cache, key)
         if hit is not None:
             return hit

@@ -355,10 +355,12 @@ def cached_features(
     key = hashlib.sha256(json.dumps([settings, list(paths)], sort_keys=True).encode()).hexdigest()
     cache = None if out is None else Path(out).with_suffix(".features.npz")
     if cache is not None and cache.is_file():
+        from rsgui.safeload import load_npz
+
         try:
-            with np.load(cache, allow_pickle=False) as z:
-                if str(z["key"]) == key:
-                    return z["features"]
+            z = load_npz(cache, what="feature cache")  # member sizes checked before loading
+            if str(z["key"]) == key and np.isfinite(z["features"]).all():
+                return z["features"]
         except (OSError, ValueError, KeyError):
             pass
     feats = yield from inception_features_job(rgb, settings, device)
@@ -502,6 +504,8 @@ def train_job(
         path = yield from _spectral_job(archive, spec, Path(out), bands, bits, seed)
         return TrainingResult(spec.key, Path(path), is_index=True)
     out = output_path(out)
+    if resume is not None:
+        check_resume_archive(resume, archive)
     dev = torch_device(device)
     run = {"uahm": _uahm_job, "cgan": _cgan_job, "deephash": _deephash_job}[spec.family]
     path = yield from run(
@@ -516,6 +520,24 @@ def train_job(
         metrics={k: v for k, v in (meta.get("metrics") or {}).items() if k != "map_history"},
         eval=str(meta.get("eval", "")),
     )  # fmt: skip
+
+
+def check_resume_archive(resume, archive) -> None:
+    """Refuse to resume a run on another archive than the one it was trained on (a resumed run
+    continues the same run: same tiles, same similarity matrix); JobError naming both."""
+    meta = _sidecar(Path(resume))
+    trained_on = meta.get("archive_root")
+    if not trained_on:
+        return  # the sidecar does not say (older checkpoints, the GAN and deep-hashing families)
+    root = archive if isinstance(archive, str | os.PathLike) else getattr(archive, "root", None)
+    if root is None:
+        return
+    here = Path(root).expanduser().resolve()
+    if Path(trained_on).resolve() != here:
+        raise JobError(
+            f"{resume}: trained on archive {trained_on}, not {here}; resuming would mix two "
+            "runs (train afresh on this archive, or resume on that one)"
+        )
 
 
 def _sidecar(path: Path) -> dict:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import qdebounced
 
+from rsgui.app.models import natural_key
 from rsgui.app.render import band_statistics
 from rsgui.app.state import AppState
 from rsgui.app.thumbnails import (
@@ -141,17 +142,20 @@ class BrowserPanel(QWidget):
         archive = self.state.archive
         if self._rows_for is not archive:
             root = str(archive.root)
+            # natural order (_1, _2, ..., _10), not the archive's text order (_1, _10, _100)
+            records = sorted(archive.records, key=lambda rec: natural_key(rec.path))
             self._all_rows = [
                 (
                     TileItem(
-                        key=("a", rec.index), title=rec.path.rsplit("/", 1)[-1],
-                        archive_index=rec.index, path=f"{root}/{rec.path}",
-                        tooltip=f"{rec.path}\nclass: {rec.label or '—'}",
+                        key=("a", rec.index), title=name, archive_index=rec.index,
+                        path=f"{root}/{rec.path}", tooltip=f"{rec.path}\nclass: {rec.label or '—'}",
+                        elide_prefix=class_prefix(name, rec.label),
                     ),
-                    rec.path.rsplit("/", 1)[-1].lower(),
+                    name.lower(),
                     rec.label,
                 )
-                for rec in archive.records
+                for rec in records
+                for name in (rec.path.rsplit("/", 1)[-1],)
             ]  # fmt: skip
             self._rows_for = archive
         return self._all_rows
@@ -240,6 +244,12 @@ class BrowserPanel(QWidget):
 
     def details_text(self) -> str:
         return self.details.toPlainText()
+
+
+def class_prefix(name: str, label: str | None) -> str:
+    """The part of a file name that repeats its class (``AnnualCrop`` of
+    ``AnnualCrop_1033.jpg``): shortened first when the name does not fit its cell."""
+    return label if label and name.startswith(label) and len(name) > len(label) else ""
 
 
 def _short_crs(crs: str | None) -> str:

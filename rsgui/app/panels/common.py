@@ -26,11 +26,33 @@ class ErrorLabel(QLabel):
         self.hide()
 
 
-def light_plot(title: str, bottom: str, left: str) -> pg.PlotWidget:
-    """A white plot with a light grid and labelled axes, as every panel draws them."""
+def light_plot(title: str, bottom: str, left: str, counts: bool = False) -> pg.PlotWidget:
+    """A white plot with a light grid and labelled axes, as every panel draws them.
+
+    ``counts``: the bottom axis counts things (training steps): whole numbers, never scaled by an
+    SI prefix (an empty plot would otherwise read "step (x0.001)")."""
     plot = pg.PlotWidget(title=title)
     plot.setBackground("w")
     plot.showGrid(x=True, y=True, alpha=0.3)
     plot.setLabel("bottom", bottom)
     plot.setLabel("left", left)
+    if counts:
+        plot.getAxis("bottom").enableAutoSIPrefix(False)
     return plot
+
+
+def show_empty(
+    plot: pg.PlotWidget, empty: bool, axes: tuple[str, ...] = ("bottom", "left")
+) -> None:
+    """An empty plot shows no invented scale: the numbers of ``axes`` (those whose range is not
+    known yet) are hidden while ``empty``, and so is an empty legend."""
+    item = plot.getPlotItem()
+    for name in axes:
+        item.getAxis(name).setStyle(showValues=not empty)
+    if item.legend is not None:
+        item.legend.setVisible(not empty)
+
+
+def axis_values_shown(plot: pg.PlotWidget, name: str) -> bool:
+    """Whether the numbers of axis ``name`` are drawn (for tests)."""
+    return bool(plot.getPlotItem().getAxis(name).style["showValues"])

@@ -114,6 +114,7 @@ class EvaluationPanel(QWidget):
         self.pr_plot.setXRange(0, 1, padding=0.02)
         self.pr_plot.setYRange(0, 1, padding=0.02)
         self.pr_legend = self.pr_plot.addLegend(offset=(10, -10), labelTextColor="k")
+        self.pr_legend.setVisible(False)  # shown with the first curve
 
         self.table_model = QStandardItemModel(0, 0, self)
         self.table = QTableView()
@@ -317,6 +318,7 @@ class EvaluationPanel(QWidget):
             self.pr_plot.plot(np.asarray(e.pr_recall), np.asarray(e.pr_precision),
                               pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=4,
                               symbolBrush=colour, symbolPen=None, name=r.name)  # fmt: skip
+        self.pr_legend.setVisible(bool(self.results))  # no empty legend box before a run
 
     def pr_curves(self) -> list[pg.PlotDataItem]:
         return list(self.pr_plot.getPlotItem().listDataItems())

@@ -1,4 +1,9 @@
-"""Query panel: drop or pick a tile, choose an index, search, inspect and export the ranking.
+"""Query panel: drop or pick tiles, choose an index, search, mark results, refine, filter, save
+the search, inspect and export the ranking.
+
+A query is a set of example tiles (:class:`rsgui.app.models.SearchSession`): drop several, or add
+results with "More like this" / "Not wanted"; "Refine" fits a linear model on the marks and shows
+its ranking until it is accepted or undone.
 
 Building an index, searching and exporting are the services' (:mod:`rsgui.services.indexing`,
 :mod:`rsgui.services.search`); the panel runs them in a worker and shows what they return.
@@ -13,22 +18,26 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QModelIndex, QPoint, Qt
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QPixmap
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
+    QListView,
     QMenu,
     QProgressBar,
     QPushButton,
     QSlider,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 from superqt.utils import qdebounced
 
-from rsgui.app.models import TileRef
+from rsgui.app.models import SearchSession, TileRef
 from rsgui.app.state import AppState
 from rsgui.app.thumbnails import (
     IndexRole,
@@ -48,6 +57,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 OPEN_INDEX = "__open__"
+COMBINE_LABELS = {"sum": "sum of distances", "majority": "majority code", "min": "nearest example"}
+REFINE_LABELS = {"logreg": "logistic regression", "svm": "linear SVM"}
 GREEN = QColor("#2e7d32")
 RED = QColor("#c62828")
 
@@ -127,6 +138,11 @@ class QueryPanel(QWidget):
         self.bits_combo.setCurrentIndex(1)
         self.build_button = QPushButton("Build spectral index")
         self.build_button.setToolTip("Training-free colour-histogram hashing; takes seconds")
+        self.cluster_edit = QLineEdit(getattr(state, "scheduler", ""))  # where indexes are built
+        self.cluster_edit.setPlaceholderText("cluster: none")
+        self.cluster_edit.setMaximumWidth(150)
+        self.cluster_edit.setToolTip("Build on a Dask cluster: 'local' (this machine's cores) or a "
+                                     "scheduler address, tcp://host:8786; empty: in this process")  # fmt: skip
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
         self.progress = QProgressBar()
@@ -145,7 +161,15 @@ class QueryPanel(QWidget):
         row1.addWidget(QLabel("Index"))
         row1.addWidget(self.index_combo, 1)
         row1.addWidget(self.bits_combo)
+        row1.addWidget(self.cluster_edit)
         row1.addWidget(self.build_button)
+        self.update_button = QPushButton("Update index")
+        self.update_button.setObjectName("updateIndexButton")
+        self.update_button.setToolTip("Encode only the tiles changed or added since the index "
+                                      "was built, drop removed ones")  # fmt: skip
+        self.update_button.setVisible(False)
+        self.update_button.clicked.connect(self.update_index)
+        row1.addWidget(self.update_button)
         row1.addWidget(self.progress)
         row1.addWidget(self.cancel_button)
         row2 = QHBoxLayout()
@@ -160,6 +184,50 @@ class QueryPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.drop)
         top.addLayout(controls, 1)
+
+        # the examples of the search (wanted: green, not wanted: red), how they combine
+        self.examples_model = TileListModel(self.cache, self._loader_for, self)
+        self.examples_view = make_grid_view(self, lines=1, width=76)
+        self.examples_view.setObjectName("examplesView")
+        self.examples_view.setModel(self.examples_model)
+        self.examples_view.setFlow(QListView.Flow.LeftToRight)
+        self.examples_view.setWrapping(False)
+        self.examples_view.setFixedHeight(118)
+        self.examples_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.examples_view.setVisible(False)
+        self.examples_label = QLabel("")
+        self.examples_label.setObjectName("examplesLabel")
+        self.combine_combo = QComboBox()
+        for key, text in COMBINE_LABELS.items():
+            self.combine_combo.addItem(text, key)
+        self.combine_combo.setToolTip("How the distances to several examples become one ranking")
+        self.clear_button = QPushButton("Clear examples")
+        ex_row = QHBoxLayout()
+        ex_row.addWidget(self.examples_label, 1)
+        ex_row.addWidget(QLabel("Combine"))
+        ex_row.addWidget(self.combine_combo)
+        ex_row.addWidget(self.clear_button)
+
+        # filters (scene and date only when the tiles' paths name them, area with footprints)
+        self.class_button = QToolButton()
+        self.class_button.setText("Classes: all")
+        self.class_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.class_menu = QMenu(self.class_button)
+        self.class_button.setMenu(self.class_menu)
+        self.bbox_edit = QLineEdit()
+        self.bbox_edit.setPlaceholderText("area W,S,E,N (lon/lat)")
+        self.bbox_edit.setClearButtonEnabled(True)
+        self.bbox_edit.setMinimumWidth(240)
+        self.bbox_edit.setMaximumWidth(320)
+        self.scene_combo = QComboBox()
+        self.date_combo = QComboBox()
+        f_row = QHBoxLayout()
+        f_row.addWidget(QLabel("Filter"))
+        f_row.addWidget(self.class_button)
+        f_row.addWidget(self.bbox_edit)
+        f_row.addWidget(self.scene_combo)
+        f_row.addWidget(self.date_combo)
+        f_row.addStretch(1)
 
         self.message = QLabel("")
         self.message.setObjectName("queryMessage")
@@ -176,22 +244,76 @@ class QueryPanel(QWidget):
         srow.addWidget(self.export_csv_button)
         srow.addWidget(self.export_geojson_button)
 
+        # marks and refinement
+        self.more_button = QPushButton("More like this")
+        self.more_button.setToolTip("Add the selected results to the examples (wanted)")
+        self.not_button = QPushButton("Not wanted")
+        self.not_button.setToolTip(
+            "Mark the selected results as not wanted: tiles like them move down"
+        )
+        self.refine_combo = QComboBox()
+        for key, text in REFINE_LABELS.items():
+            self.refine_combo.addItem(text, key)
+        self.refine_button = QPushButton("Refine")
+        self.refine_button.setToolTip("Re-rank the archive with a model fitted on the marked tiles")
+        self.save_search_button = QPushButton("Save search…")
+        self.open_search_button = QPushButton("Open search…")
+        for b in (self.more_button, self.not_button, self.refine_button, self.save_search_button):
+            b.setEnabled(False)
+        mrow = QHBoxLayout()
+        mrow.addWidget(self.more_button)
+        mrow.addWidget(self.not_button)
+        mrow.addSpacing(12)
+        mrow.addWidget(self.refine_combo)
+        mrow.addWidget(self.refine_button)
+        mrow.addStretch(1)
+        mrow.addWidget(self.save_search_button)
+        mrow.addWidget(self.open_search_button)
+        self.banner = QFrame()
+        self.banner.setObjectName("refineBanner")
+        self.banner.setStyleSheet(
+            "#refineBanner { background: #fff8e1; border: 1px solid #ffb300; border-radius: 4px; }"
+        )
+        self.banner_label = QLabel("")
+        self.banner_label.setWordWrap(True)
+        self.accept_button = QPushButton("Accept")
+        self.undo_button = QPushButton("Undo")
+        brow = QHBoxLayout(self.banner)
+        brow.setContentsMargins(6, 3, 6, 3)
+        brow.addWidget(self.banner_label, 1)
+        brow.addWidget(self.accept_button)
+        brow.addWidget(self.undo_button)
+        self.banner.setVisible(False)
+
         self.model = TileListModel(self.cache, self._loader_for, self)
         self.view = make_grid_view(self, lines=3, width=124)
         self.view.setModel(self.model)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        from rsgui.app.panels.index_offer import IndexOfferBar  # a new archive: offer an index
+
+        self.index_offer = IndexOfferBar(state, self.load_index, self)
+        lay.addWidget(self.index_offer)
         lay.addLayout(top)
+        lay.addLayout(ex_row)
+        lay.addWidget(self.examples_view)
+        lay.addLayout(f_row)
         lay.addWidget(self.message)
         lay.addLayout(srow)
+        lay.addLayout(mrow)
+        lay.addWidget(self.banner)
         lay.addWidget(self.view, 1)
 
         # wiring
         self.pick_button.clicked.connect(self.choose_query_file)
         self.index_combo.activated.connect(self._index_chosen)
         self.build_button.clicked.connect(self.build_spectral_index)
+        self.cluster_edit.editingFinished.connect(
+            lambda: setattr(self.state, "scheduler", self.cluster_edit.text().strip())
+        )
         self.cancel_button.clicked.connect(self._cancel_build)
         self.search_button.clicked.connect(self.search)
         self.k_spin.valueChanged.connect(self._k_changed)
@@ -201,6 +323,22 @@ class QueryPanel(QWidget):
         self.view.selectionModel().currentChanged.connect(self._result_current)
         self.view.doubleClicked.connect(self._result_as_query)
         self.view.customContextMenuRequested.connect(self._context_menu)
+        self.view.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
+        self.examples_view.customContextMenuRequested.connect(self._examples_menu)
+        self.combine_combo.activated.connect(lambda _i: self._combine_changed())
+        self.clear_button.clicked.connect(self.clear_examples)
+        self.class_menu.triggered.connect(lambda _a: self._filters_changed())
+        self.bbox_edit.editingFinished.connect(self._filters_changed)
+        self.scene_combo.activated.connect(lambda _i: self._filters_changed())
+        self.date_combo.activated.connect(lambda _i: self._filters_changed())
+        self.more_button.clicked.connect(lambda: self.mark_selected(1))
+        self.not_button.clicked.connect(lambda: self.mark_selected(-1))
+        self.refine_button.clicked.connect(self.refine)
+        self.accept_button.clicked.connect(self.accept_refined)
+        self.undo_button.clicked.connect(self.undo_refined)
+        self.save_search_button.clicked.connect(self.save_search_dialog)
+        self.open_search_button.clicked.connect(self.open_search_dialog)
+        state.sessionChanged.connect(self._session_changed)
         state.queryChanged.connect(self._query_changed)
         state.indexesChanged.connect(self._indexes_changed)
         state.indexChanged.connect(self._index_changed)
@@ -210,6 +348,7 @@ class QueryPanel(QWidget):
         state.compositeChanged.connect(lambda _c: self._show_query_preview())
         self._indexes_changed()
         self._archive_changed()
+        self._session_changed()
 
     # --- messages ---------------------------------------------------------------------------
     def show_message(self, text: str, level: str = "info") -> None:
@@ -223,20 +362,59 @@ class QueryPanel(QWidget):
         self.encoders.clear()
         self.build_button.setEnabled(self.state.archive is not None)
         self.model.archive_root = str(self.state.archive_root or "")
+        self.examples_model.archive_root = str(self.state.archive_root or "")
+        self._fill_filters()
 
     # --- query --------------------------------------------------------------------------------
     def handle_drop(self, mime) -> bool:
-        path, aidx, root = parse_tile_mime(mime)
-        if not path:
+        """A dropped tile starts a search; dropped onto a search it joins its examples. Several
+        files dropped at once are all examples of one search."""
+        refs = self._refs_from_mime(mime)
+        if not refs:
             self.show_message("Nothing usable was dropped: drop a tile file.", "warning")
             return False
+        self.add_examples(refs)
+        return True
+
+    def _refs_from_mime(self, mime) -> list[TileRef]:
+        path, aidx, root = parse_tile_mime(mime)
+        if not path:
+            return []
         archive = self.state.archive
         if aidx is not None and (archive is None or root != str(archive.root)):
             aidx = None
-        if aidx is None and archive is not None:
-            aidx = archive.find(path)
-        self.state.set_query(TileRef(Path(path), aidx))
-        return True
+        paths = [(path, aidx)]
+        if aidx is None and mime.hasUrls():
+            paths = [(u.toLocalFile(), None) for u in mime.urls() if u.isLocalFile()]
+        refs = []
+        for p, i in paths:
+            if i is None and archive is not None:
+                i = archive.find(p)
+            refs.append(TileRef(Path(p), i))
+        return refs
+
+    def add_examples(self, refs: list[TileRef], mark: int = 1) -> None:
+        """Add tiles to the search as wanted (+1) or not-wanted (-1) examples and search again;
+        with no search yet the first wanted tile starts one."""
+        session = self.state.session
+        if not session.positives:
+            first = next((r for r in refs if mark > 0), None)
+            if first is None:
+                self.show_message(
+                    "Start with a tile you want; then mark what you do not want.", "warning"
+                )
+                return
+            self.state.set_query(first)  # a new search of one tile (searches)
+            refs = [r for r in refs if r is not first]
+            if not refs:
+                return
+            session = self.state.session
+        for r in refs:
+            session.mark(r, mark)
+        self._warm_refine()
+        session.pending = session.base = None
+        self.state.set_session(session)
+        self.search()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if parse_tile_mime(event.mimeData())[0]:
@@ -260,6 +438,7 @@ class QueryPanel(QWidget):
 
     def _query_changed(self, ref: TileRef | None) -> None:
         self._show_query_preview()
+        self._session_changed()
         if ref is None:
             self.query_title.setText("No query yet")
             return
@@ -346,17 +525,19 @@ class QueryPanel(QWidget):
             self.load_index(Path(data))
 
     def load_index(self, path: Path) -> bool:
-        from rsgui.index_store import HashIndex
+        from rsgui.shards import is_sharded, open_index
 
         try:
-            index = HashIndex.load(path)
+            index = open_index(path)  # an .npz index or a sharded index folder
         except Exception as exc:
             self.show_message(
                 f"Cannot use index {path}: {exc}" if str(path) not in str(exc) else str(exc),
                 "error",
             )
             return False
-        self.state.set_index(index, Path(path).with_suffix(".npz"))
+        self.state.set_index(
+            index, Path(path) if is_sharded(path) else Path(path).with_suffix(".npz")
+        )
         if all(e.path != self.state.index_path for e in self.state.indexes):
             self.state.refresh_indexes()
         return True
@@ -366,6 +547,7 @@ class QueryPanel(QWidget):
         self._select_current_in_combo()
         self.index_combo.blockSignals(False)
         index = self.state.index
+        self._fill_filters()
         if index is not None:
             self.k_spin.setMaximum(max(1, len(index)))
             self.k_slider.setMaximum(max(1, min(200, len(index))))
@@ -373,8 +555,54 @@ class QueryPanel(QWidget):
                 f"Index: {index.meta.method}, {index.meta.bits} bits, {len(index)} tiles, bands "
                 f"{' '.join(index.meta.band_names)}."
             )
+            self._check_stale(index)
             if self.state.query is not None:
                 self.search()
+        else:
+            self.update_button.setVisible(False)
+
+    def _check_stale(self, index) -> None:
+        """Say when the index's archive changed since it was built (from the open archive's
+        scan: no file is read) and offer to update it for the changed tiles only."""
+        from rsgui.services.index_update import index_changes
+
+        archive = self.state.archive
+        same = (
+            archive is not None
+            and index.meta.archive_root
+            and Path(index.meta.archive_root) == Path(archive.root)
+        )
+        changes = index_changes(index, archive, deep=False) if same else None
+        stale = changes is not None and changes.stale
+        self.update_button.setVisible(bool(stale))
+        if stale:
+            self.show_message(
+                f"Index out of date: {changes.summary()}; Update index encodes only those.",
+                "warning",
+            )
+
+    def update_index(self) -> None:
+        """Bring the chosen index up to date with the open archive (a job in a worker)."""
+        path, archive = self.state.index_path, self.state.archive
+        if path is None or archive is None:
+            return
+        from rsgui.services.index_update import update_index_job
+
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.update_button.setEnabled(False)
+        self.build_button.setEnabled(False)
+        self.show_message(f"Updating {path.name} for the changed tiles…")
+        self.build_task = self.state.tasks.start(
+            update_index_job, path, archive, name="Update index", key="build-index",
+            on_progress=self._build_progress, on_returned=self._build_done,
+            on_error=self._build_failed, on_cancelled=lambda: self.show_message("Update cancelled."),
+            on_finished=self._update_finished,
+        )  # fmt: skip
+
+    def _update_finished(self) -> None:
+        self.update_button.setEnabled(True)
+        self._build_finished()
 
     def build_spectral_index(self) -> None:
         archive = self.state.archive
@@ -389,8 +617,14 @@ class QueryPanel(QWidget):
         self.show_message(f"Building a {bits}-bit spectral index of {len(archive)} tiles…")
         from rsgui.services.indexing import spectral_index_job  # numpy & co. when first used
 
+        job, args = spectral_index_job, (archive, bits)
+        cluster = self.cluster_edit.text().strip()
+        if cluster:  # a sharded index folder, encoded on a Dask cluster
+            from rsgui.services.distributed import cluster_spectral_index_job
+
+            job, args = cluster_spectral_index_job, (archive, bits, cluster)
         self.build_task = self.state.tasks.start(
-            spectral_index_job, archive, bits, name="Build spectral index", key="build-index",
+            job, *args, name="Build spectral index", key="build-index",
             on_progress=self._build_progress, on_returned=self._build_done,
             on_error=self._build_failed, on_cancelled=lambda: self.show_message("Index building cancelled."),
             on_finished=self._build_finished,
@@ -400,7 +634,11 @@ class QueryPanel(QWidget):
         if p.total:
             self.progress.setRange(0, int(p.total))
             self.progress.setValue(int(p.done))
-        self.progress.setFormat(f"{p.note or 'working'} %p%")
+        note = p.note or "working"
+        if p.rate and p.values.get("workers"):  # on a cluster: tiles/s, workers, ETA
+            eta = f", {p.eta_s:.0f} s left" if p.eta_s is not None else ""
+            note = f"{p.rate:,.0f} tiles/s on {int(p.values['workers'])} workers{eta}"
+        self.progress.setFormat(f"{note} %p%")
 
     def _build_done(self, result: IndexResult) -> None:
         self.state.refresh_indexes()
@@ -443,14 +681,40 @@ class QueryPanel(QWidget):
         if index is None:
             self.show_message("Choose an index or build a spectral index first.", "warning")
             return
-        self.show_message(f"Searching {len(index)} tiles with {ref.name}…")
         encoder = self.encoders.get(id(index))
+        session = self.state.session
+        self._hide_banner()
+        if session.refined_by:  # an accepted refinement goes on ranking, refitted with each mark
+            self._search_set(index, session, encoder, session.refined_by, accepted=True)
+            return
+        if session.is_set:
+            self._search_set(index, session, encoder)
+            return
+        self.show_message(f"Searching {len(index)} tiles with {ref.name}…")
         from rsgui.services.search import search
 
         self.search_task = self.state.tasks.start(
             search, index, ref, self.state.k, archive=self.state.archive, encoder=encoder,
             index_path=self.state.index_path, name="Search", key="search",
             on_returned=self._search_done, on_error=self._search_failed,
+        )  # fmt: skip
+
+    def _search_set(
+        self, index, session: SearchSession, encoder, refine: str | None = None, accepted=False
+    ) -> None:
+        from rsgui.services.feedback import search_set
+
+        n_pos, n_neg = len(session.positives), len(session.negatives)
+        what = f"{n_pos} example(s)" + (f" and {n_neg} not wanted" if n_neg else "")
+        verb = f"Refining with {REFINE_LABELS[refine]} on" if refine else "Searching with"
+        self.show_message(f"{verb} {what} in {len(index)} tiles…")
+        self.search_task = self.state.tasks.start(
+            search_set, index, list(session.positives), self.state.k,
+            negatives=list(session.negatives), combine=session.combine, refine=refine,
+            filters=session.filters, archive=self.state.archive, encoder=encoder,
+            index_path=self.state.index_path, name="Refine" if refine else "Search", key="search",
+            on_returned=self._refine_done if refine and not accepted else self._search_done,
+            on_error=self._search_failed,
         )  # fmt: skip
 
     def _search_done(self, results: SearchResults) -> None:
@@ -479,16 +743,35 @@ class QueryPanel(QWidget):
     def _results_changed(self) -> None:
         res = self.state.results
         items: list[TileItem] = []
+        session = self.state.session
+        before = None
+        if res is not None and session.pending is res and session.base is not None:
+            before = {
+                (("a", r.archive_index) if r.archive_index is not None else ("f", r.path)): r.rank
+                for r in session.base.rows
+            }
         if res is not None:
             for r in res.rows:
                 d = f"d={r.distance}" if res.kind == "binary" else f"1−cos={r.distance:.3f}"
                 border = None if r.correct is None else (GREEN if r.correct else RED)
                 key = ("a", r.archive_index) if r.archive_index is not None else ("f", r.path)
+                mark = {1: "  ✓", -1: "  ✗"}.get(
+                    self.state.session.mark_of(self._ref_of_row(r)), ""
+                )
+                if isinstance(r.distance, float) and res.kind == "binary":
+                    d = f"s={r.distance:.1f}"  # a combined score with negatives
+                was = ""
+                if res.strategy.startswith("refined"):
+                    d = ""  # a model's score: the rank says it
+                    if before is not None:
+                        old = before.get(key)
+                        was = f"was #{old}" if old is not None else "new"
                 items.append(
                     TileItem(
-                        key=key, title=Path(r.path).name, subtitle=f"#{r.rank}   {d}\n{r.label or '—'}",
+                        key=key, title=Path(r.path).name, subtitle=f"#{r.rank}   {d}{was}{mark}\n{r.label or '—'}",
                         archive_index=r.archive_index, path=r.path, border=border,
                         tooltip=f"{r.path}\nclass {r.label or '—'}\n{d}",
+                        elide_prefix=r.label or "",  # the class line above already says it
                     )
                 )  # fmt: skip
         self.model.set_items(items)
@@ -496,6 +779,7 @@ class QueryPanel(QWidget):
         self.export_csv_button.setEnabled(has)
         self.export_geojson_button.setEnabled(has)
         self.summary.setText(self.summary_text())
+        self._update_buttons()
 
     def summary_text(self) -> str:
         res = self.state.results
@@ -509,7 +793,13 @@ class QueryPanel(QWidget):
         else:
             n_ok = sum(bool(r.correct) for r in res.rows)
             prec = f"precision@{k} = {p:.2f} ({n_ok} of {k} share the class)"
-        return f"<b>{res.query.name}</b>{cls}: {prec} · {res.method}, {res.bits} bits"
+        name = res.query.name
+        if len(res.examples) > 1 or res.negatives:
+            name += f" and {len(res.examples) - 1} more"
+            name += f", {len(res.negatives)} not wanted" if res.negatives else ""
+        how = f" · {res.strategy}" if res.strategy else ""
+        filt = f" · {res.filters}" if res.filters else ""
+        return f"<b>{name}</b>{cls}: {prec} · {res.method}, {res.bits} bits{how}{filt}"
 
     def result_count(self) -> int:
         return self.model.rowCount()
@@ -539,6 +829,8 @@ class QueryPanel(QWidget):
         if not index.isValid():
             return
         menu = QMenu(self)
+        menu.addAction("More like this", lambda: self.mark_selected(1, [index]))
+        menu.addAction("Not wanted", lambda: self.mark_selected(-1, [index]))
         menu.addAction("Use as next query", lambda: self._result_as_query(index))
         menu.addAction("Show in viewer", lambda: self.state.select_tile(self._ref_of(index)))
         menu.exec(self.view.viewport().mapToGlobal(pos))
@@ -567,12 +859,351 @@ class QueryPanel(QWidget):
         res = self.state.results
         if res is None:
             return None
+        from rsgui.errors import RsguiError
         from rsgui.services.search import export_results
 
         try:
             out = export_results(res, path, self.state.archive)
+        except RsguiError as exc:  # an index, a model, a tile or an archive file is in the way
+            self.show_message(str(exc), "error")
+            return None
         except OSError as exc:
             self.show_message(f"{path}: cannot write the export ({exc.strerror or exc})", "error")
             return None
         self.state.notify(f"Results exported: {out}")
         return out
+
+    # --- examples, marks, refinement, filters, saved searches -----------------------------------
+    def _ref_of_row(self, r) -> TileRef:
+        return TileRef(Path(r.path), r.archive_index)
+
+    def _session_changed(self) -> None:
+        session = self.state.session
+        items = []
+        for refs, mark in ((session.positives, 1), (session.negatives, -1)):
+            for i, ref in enumerate(refs):
+                label = None
+                if ref.archive_index is not None and self.state.archive is not None:
+                    label = self.state.archive.records[ref.archive_index].label
+                role = "query" if mark > 0 and i == 0 else ("wanted" if mark > 0 else "not wanted")
+                key = (
+                    ("a", ref.archive_index)
+                    if ref.archive_index is not None
+                    else ("f", str(ref.path))
+                )
+                items.append(
+                    TileItem(
+                        key=key, title=ref.name, subtitle=f"{'✓' if mark > 0 else '✗'} {role}",
+                        archive_index=ref.archive_index, path=str(ref.path),
+                        border=GREEN if mark > 0 else RED,
+                        tooltip=f"{ref.path}\nclass {label or '—'}\n{role} (right-click to remove)",
+                    )
+                )  # fmt: skip
+        self.examples_model.set_items(items)
+        self.examples_view.setVisible(len(items) > 1)
+        n_pos, n_neg = len(session.positives), len(session.negatives)
+        if n_pos:
+            text = f"Examples: {n_pos} wanted" + (f", {n_neg} not wanted" if n_neg else "")
+            if n_pos == 1 and not n_neg:
+                text += " — drop more tiles or use “More like this” to search with several"
+        else:
+            text = "Examples: none yet"
+        self.examples_label.setText(text)
+        i = self.combine_combo.findData(session.combine)
+        if i >= 0:
+            self.combine_combo.setCurrentIndex(i)
+        self.search_button.setText(f"Search ({n_pos + n_neg})" if n_pos + n_neg > 1 else "Search")
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        session = self.state.session
+        has_results = self.model.rowCount() > 0
+        selected = bool(self.view.selectionModel().selectedIndexes()) if has_results else False
+        self.more_button.setEnabled(selected)
+        self.not_button.setEnabled(selected)
+        marks = len(session.positives) + len(session.negatives) > 1
+        self.refine_button.setEnabled(
+            bool(session.positives) and marks and self.state.index is not None
+        )
+        self.save_search_button.setEnabled(
+            bool(session.positives) and self.state.index_path is not None
+        )
+
+    def selected_refs(self) -> list[TileRef]:
+        rows = sorted({i.row() for i in self.view.selectionModel().selectedIndexes()})
+        return [self._ref_of(self.model.index(r)) for r in rows]
+
+    def mark_selected(self, mark: int, indexes=None) -> None:
+        """The selected results (or ``indexes``) as wanted (+1) or not-wanted (-1) examples."""
+        refs = [self._ref_of(i) for i in indexes] if indexes else self.selected_refs()
+        if not refs:
+            self.show_message("Select one or more results first.", "warning")
+            return
+        self.add_examples(refs, mark)
+
+    def remove_example(self, ref: TileRef) -> None:
+        session = self.state.session
+        session.remove(ref)
+        session.pending = session.base = None
+        self.state.set_session(session)
+        if session.positives:
+            self.search()
+        else:
+            self.state.set_query(None)
+            self.state.set_results(None)
+
+    def clear_examples(self) -> None:
+        """Start over: no examples, no marks, no results (filters stay)."""
+        self.state.set_query(None)
+        self.state.set_results(None)
+        self._hide_banner()
+
+    def _warm_refine(self) -> None:
+        """Load scikit-learn in a worker once marks exist, so the first Refine is quick."""
+        if getattr(self, "_refine_warm", False):
+            return
+        self._refine_warm = True
+        from rsgui.services.feedback import warm_up
+
+        self.state.tasks.start(warm_up, name="Prepare refining", key="warm-refine")
+
+    def _examples_menu(self, pos: QPoint) -> None:
+        index = self.examples_view.indexAt(pos)
+        if not index.isValid():
+            return
+        ref = self._ref_of(index)
+        menu = QMenu(self)
+        menu.addAction("Remove from the examples", lambda: self.remove_example(ref))
+        menu.addAction("Show in viewer", lambda: self.state.select_tile(ref))
+        menu.exec(self.examples_view.viewport().mapToGlobal(pos))
+
+    def _combine_changed(self) -> None:
+        session = self.state.session
+        session.combine = str(self.combine_combo.currentData())
+        self.state.set_session(session)
+        if session.positives and self.state.index is not None:
+            self.search()
+
+    def refine(self) -> None:
+        """Re-rank with a linear model fitted on the marks; shown until accepted or undone."""
+        session, index = self.state.session, self.state.index
+        if index is None or not session.positives:
+            self.show_message("Search first, then mark results and refine.", "warning")
+            return
+        self._search_set(
+            index, session, self.encoders.get(id(index)), str(self.refine_combo.currentData())
+        )
+
+    def _refine_done(self, results: SearchResults) -> None:
+        session = self.state.session
+        session.base = self.state.results
+        session.pending = results
+        self.state.set_results(results)
+        model = REFINE_LABELS[str(self.refine_combo.currentData())]
+        moved = 0
+        if session.base is not None:
+            old = [r.path for r in session.base.rows]
+            moved = sum(r.path not in old for r in results.rows)
+        self.banner_label.setText(
+            f"<b>Refined ranking</b> by {model} on {len(session.positives)} wanted and "
+            f"{len(session.negatives)} not-wanted tiles: {moved} of {len(results.rows)} results are "
+            "new. Accept it, or undo to return to the previous ranking."
+        )
+        self.banner.setVisible(True)
+        self.show_message(f"Refined in {results.elapsed_s * 1000:.0f} ms.")
+
+    def accept_refined(self) -> None:
+        session = self.state.session
+        if session.pending is None:
+            return
+        session.refined_by = str(self.refine_combo.currentData())
+        session.pending = session.base = None
+        self._hide_banner()
+        self._results_changed()
+        self.show_message("Refined ranking accepted.")
+
+    def undo_refined(self) -> None:
+        session = self.state.session
+        if session.pending is None:
+            return
+        base = session.base
+        session.pending = session.base = None
+        session.refined_by = None
+        self._hide_banner()
+        self.state.set_results(base)
+        self.show_message("Back to the ranking before refining.")
+
+    def _hide_banner(self) -> None:
+        self.banner.setVisible(False)
+
+    @property
+    def refined_pending(self) -> bool:
+        return self.state.session.pending is not None
+
+    # filters
+    def _fill_filters(self) -> None:
+        index = self.state.index
+        self.class_menu.clear()
+        self.scene_combo.clear()
+        self.date_combo.clear()
+        if index is None:
+            for w in (self.class_button, self.bbox_edit, self.scene_combo, self.date_combo):
+                w.setVisible(False)
+            return
+        from rsgui.services.feedback import available_filters
+
+        avail = available_filters(index, self.state.archive)
+        for c in avail["classes"]:
+            a = self.class_menu.addAction(c)
+            a.setCheckable(True)
+        self.class_button.setVisible(bool(avail["classes"]))
+        self.bbox_edit.setVisible(bool(avail["area"]))
+        self.scene_combo.addItem("all scenes", None)
+        for sc in avail["scenes"]:
+            self.scene_combo.addItem(sc, sc)
+        self.date_combo.addItem("all dates", None)
+        for d in avail["dates"]:
+            self.date_combo.addItem(d, d)
+        self.scene_combo.setVisible(bool(avail["scenes"]))
+        self.date_combo.setVisible(bool(avail["dates"]))
+        self._show_filters(self.state.session.filters)
+        try:  # what this index cannot filter on (another archive's classes) is dropped
+            kept = self.current_filters()
+        except ValueError:
+            kept = None
+        self.state.session.filters = None if kept is None or kept.empty else kept
+
+    def _show_filters(self, filters) -> None:
+        wanted = set(filters.classes) if filters is not None else set()
+        for a in self.class_menu.actions():
+            a.setChecked(a.text() in wanted)
+        self.class_button.setText(
+            f"Classes: {', '.join(sorted(wanted))}" if wanted else "Classes: all"
+        )
+        bbox = filters.bbox if filters is not None else None
+        self.bbox_edit.setText(",".join(f"{v:g}" for v in bbox) if bbox else "")
+        for combo, values in ((self.scene_combo, filters.scenes if filters else ()),
+                              (self.date_combo, filters.dates if filters else ())):  # fmt: skip
+            i = combo.findData(values[0]) if values else 0
+            combo.setCurrentIndex(max(0, i))
+
+    def current_filters(self):
+        """The filters as the widgets show them; a malformed area raises ValueError."""
+        from rsgui.services.feedback import Filters, parse_bbox
+
+        classes = tuple(a.text() for a in self.class_menu.actions() if a.isChecked())
+        text = self.bbox_edit.text().strip() if self.bbox_edit.isVisible() else ""
+        bbox = parse_bbox(text) if text else None
+        scene = self.scene_combo.currentData() if self.scene_combo.isVisible() else None
+        date = self.date_combo.currentData() if self.date_combo.isVisible() else None
+        return Filters(classes, bbox, (scene,) if scene else (), (date,) if date else ())
+
+    def _filters_changed(self) -> None:
+        try:
+            filters = self.current_filters()
+        except ValueError as exc:
+            self.show_message(f"Area filter: {exc}", "error")
+            return
+        session = self.state.session
+        if filters == (session.filters or type(filters)()):
+            self._show_filters(filters)
+            return
+        session.filters = None if filters.empty else filters
+        session.pending = session.base = None
+        self._show_filters(filters)
+        self.state.set_session(session)
+        if session.positives and self.state.index is not None:
+            self.search()
+
+    def set_filters(self, filters) -> None:
+        """Apply ``filters`` (a :class:`rsgui.services.feedback.Filters`) as if chosen in the panel."""
+        self._show_filters(filters)
+        self._filters_changed()
+
+    # saved searches
+    def saved_search(self):
+        from rsgui.services.feedback import SavedSearch
+
+        session = self.state.session
+        from rsgui.services.feedback import Filters
+
+        return SavedSearch(
+            index=str(self.state.index_path) if self.state.index_path else None,
+            archive=str(self.state.archive_root) if self.state.archive_root else None,
+            positives=[str(r.path) for r in session.positives],
+            negatives=[str(r.path) for r in session.negatives], combine=session.combine,
+            refine=session.refined_by, filters=session.filters or Filters(), k=self.state.k,
+        )  # fmt: skip
+
+    def save_search(self, path: str | Path) -> Path | None:
+        try:
+            out = self.saved_search().save(path)
+        except OSError as exc:
+            self.show_message(f"{path}: cannot save the search ({exc.strerror or exc})", "error")
+            return None
+        self.state.notify(f"Search saved: {out}")
+        return out
+
+    def open_search(self, path: str | Path) -> bool:
+        """Reopen a saved search: its index, examples, marks and filters, then search (and
+        refine again when the saved search was refined)."""
+        from rsgui.errors import SavedSearchError
+        from rsgui.services.feedback import SavedSearch
+
+        try:
+            saved = SavedSearch.load(path)
+        except SavedSearchError as exc:
+            self.show_message(str(exc), "error")
+            return False
+        if saved.index and (self.state.index_path is None
+                            or Path(saved.index).with_suffix(".npz") != self.state.index_path):  # fmt: skip
+            if not self.load_index(Path(saved.index)):
+                return False
+        archive = self.state.archive
+
+        def ref(p: str) -> TileRef:
+            return TileRef(Path(p), archive.find(p) if archive is not None else None)
+
+        missing = [p for p in saved.positives + saved.negatives if not Path(p).is_file()]
+        if missing:
+            self.show_message(f"{path}: example {missing[0]} is not there any more", "error")
+            return False
+        session = SearchSession(
+            positives=[ref(p) for p in saved.positives],
+            negatives=[ref(p) for p in saved.negatives],
+            combine=saved.combine, filters=None if saved.filters.empty else saved.filters,
+        )  # fmt: skip
+        self.k_spin.setValue(min(saved.k, self.k_spin.maximum()))
+        self.state.set_session(session)
+        self._show_filters(saved.filters)
+        self._show_query_preview()
+        self._query_title()
+        if saved.refine:
+            i = self.refine_combo.findData(saved.refine)
+            self.refine_combo.setCurrentIndex(max(0, i))
+            session.refined_by = saved.refine
+            self._search_set(self.state.index, session, None, saved.refine, accepted=True)
+        else:
+            self.search()
+        return True
+
+    def _query_title(self) -> None:
+        ref = self.state.query
+        if ref is not None:
+            self.query_title.setText(
+                f"<b>{ref.name}</b><br><span style='color:gray'>{ref.path.parent}</span>"
+            )
+
+    def save_search_dialog(self) -> None:
+        default = str(Path.home() / "search.rsgui-search.json")
+        path, _ = QFileDialog.getSaveFileName(self, "Save search", default, "Saved search (*.json)")
+        if path:
+            self.save_search(path)
+
+    def open_search_dialog(self) -> None:
+        start = str(self.state.archive_root or Path.home())
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a saved search", start, "Saved search (*.json)"
+        )
+        if path:
+            self.open_search(path)

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from rsgui.app.devices import list_devices
-from rsgui.app.panels.common import ErrorLabel, light_plot
+from rsgui.app.panels.common import ErrorLabel, light_plot, show_empty
 from rsgui.encoders.registry import METHODS, MethodSpec
 from rsgui.progress import Progress
 from rsgui.services.training import (
@@ -179,19 +179,21 @@ class TrainingPanel(QWidget):
         self.rate = QLabel("Not running")
         self.error = ErrorLabel()
 
-        self.loss_plot = light_plot("Training losses", "step", "loss")
+        self.loss_plot = light_plot("Training losses", "step", "loss", counts=True)
         self.loss_plot.addLegend(
             offset=(-10, 10), labelTextColor="k", brush=(255, 255, 255, 220), pen=(200, 200, 200)
         )
         self.loss_plot.setDownsampling(auto=True, mode="peak")
         self.loss_plot.setClipToView(True)
-        self.map_plot = light_plot("Retrieval MAP during training", "step", "MAP")
+        self.map_plot = light_plot("Retrieval MAP during training", "step", "MAP", counts=True)
         self.map_plot.setYRange(0, 1)
         self.map_curve = self.map_plot.plot([], [], pen=pg.mkPen("#2c3e50", width=2),
                                             symbol="o", symbolSize=6)  # fmt: skip
         self.map_note = pg.TextItem("no retrieval measure reported yet", color="#7f8c8d")
         self.map_plot.addItem(self.map_note)
         self.map_note.setPos(0, 0.5)
+        show_empty(self.loss_plot, True)  # no steps, no losses yet: no invented scale
+        show_empty(self.map_plot, True, ("bottom",))  # MAP is 0..1; the steps are not known yet
 
         self.checkpoints = QTableWidget(0, 3)
         self.checkpoints.setHorizontalHeaderLabels(["Checkpoint", "Method", "Step"])
@@ -448,6 +450,7 @@ class TrainingPanel(QWidget):
         if total > 0:
             if self.progress.maximum() != total:
                 self.map_plot.setXRange(0, total, padding=0.02)
+                show_empty(self.map_plot, False, ("bottom",))
             self.progress.setRange(0, total)
             self.progress.setValue(min(step, total))
             self.progress.setFormat(f"step {step} / {total}  (%p%)")
@@ -478,6 +481,7 @@ class TrainingPanel(QWidget):
                 curve = self.loss_plot.plot([], [], pen=pg.mkPen(colour, width=1.5), name=name)
                 self._curves[name] = curve
             curve.setData(xs, ys)
+        show_empty(self.loss_plot, not self._series)
         if self._map_points[0]:
             self.map_curve.setData(*self._map_points)
             self.map_note.hide()
@@ -495,6 +499,8 @@ class TrainingPanel(QWidget):
         self.map_note.setText("a generator: no retrieval measure" if self.spec.generator
                               else "no retrieval measure reported yet")  # fmt: skip
         self.map_note.show()
+        show_empty(self.loss_plot, True)
+        show_empty(self.map_plot, True, ("bottom",))
         self.loss_plot.setTitle("Training losses")
         self._dirty = False
 
@@ -598,6 +604,7 @@ class TrainingPanel(QWidget):
         total = meta.get("total_steps") or (meta.get("training") or {}).get("steps")
         if total:
             self.map_plot.setXRange(0, float(total), padding=0.02)
+            show_empty(self.map_plot, False, ("bottom",))
         self._dirty = True
         self._redraw()
         self.loss_plot.setTitle(f"Training losses — {Path(path).name}")

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import qdebounced, qthrottled
 
 from rsgui.app.models import SCOPES, STRETCHES, Composite, TileRef
+from rsgui.app.panels.common import show_empty
 from rsgui.app.render import (
     COLORMAPS,
     INDEX_COLORMAPS,
@@ -198,6 +199,7 @@ class ViewerPanel(QWidget):
         self.hist.setMouseEnabled(x=True, y=False)
         self.hist.getPlotItem().hideAxis("left")
         self.hist.getPlotItem().addLegend(offset=(-5, 5), labelTextSize="8pt")
+        show_empty(self.hist, True, ("bottom",))  # no tile, no values: no invented 0..1 scale
         self.readout = QLabel(READOUT_HINT)
         self.readout.setObjectName("pixelReadout")
         self.readout.setWordWrap(True)
@@ -417,6 +419,7 @@ class ViewerPanel(QWidget):
     def redraw(self) -> None:
         self.title.setText(self._title())
         self.hist.clear()
+        show_empty(self.hist, True, ("bottom",))
         if self.message.scene() is not None:
             self.vb.removeItem(self.message)
         if self.raw is None:
@@ -438,6 +441,7 @@ class ViewerPanel(QWidget):
         self.image_item.setImage(rgb, autoLevels=False, levels=(0, 255))
         self.vb.autoRange(padding=0.02)
         self._draw_histograms(c)
+        show_empty(self.hist, False, ("bottom",))
 
     def _reference(self):
         """The archive's pixel sample, when the shown tile is read like the archive's tiles."""
