@@ -133,3 +133,14 @@ def test_every_trained_method_has_a_plan():
     assert families == {"uahm", "cgan", "deephash"}
     for family in families:
         assert hasattr(training, f"_{family}_job")
+
+
+def test_a_gan_resumed_on_another_archive_is_refused(gan, demo_archive, tmp_path):
+    """Every family records the archive it trained on; a resume elsewhere names both."""
+    meta = json.loads(gan.with_suffix(".json").read_text())
+    assert meta["archive_root"] == str(demo_archive)
+    other = tmp_path / "other"
+    shutil.copytree(demo_archive, other)
+    with pytest.raises(JobError, match="trained on archive") as e:
+        tiny_gan(other, tmp_path / "g2.safetensors", steps=4, resume=gan)
+    assert str(demo_archive) in str(e.value) and str(other) in str(e.value)

@@ -80,6 +80,7 @@ class GANData:
     classes: tuple[str, ...]
     band_names: tuple[str, ...]
     normalisation: dict
+    source: str | None = None  # the archive the tiles came from; a resume must use the same
 
 
 def band_scale(pixels: np.ndarray, q: float = 99.5, max_values: int = 1_000_000) -> list[float]:
@@ -233,6 +234,8 @@ def train_cgan(
             "pixel_scale": scale_t.tolist(),
             "history": history,
         }
+        if data.source:
+            meta["archive_root"] = data.source
         path = save_checkpoint(out, ts, meta)
         saved_step = step
         return path

@@ -91,6 +91,7 @@ class DeepHashData:
     bands: str  # rgb | ms10
     features: dict | None  # feature settings for rgb, None for ms10
     augment_source: str | None = None
+    source: str | None = None  # the archive the tiles came from; a resume must use the same
 
     @property
     def n_real(self) -> int:
@@ -223,6 +224,7 @@ def train_deephash(
             "n_generated": data.n_generated,
             "augment": data.augment_source,
             "history": history,
+            **({"archive_root": data.source} if data.source else {}),
         }
         path = save_checkpoint(out, ts, meta)
         saved_step = step

@@ -301,6 +301,7 @@ def load_gan_data(archive, bands: str = "rgb", indices=None) -> Job:
         classes=tuple(arc.classes),
         band_names=tuple(band_names),
         normalisation=arc.normalisation.to_dict(),
+        source=str(arc.root),
     )
 
 
@@ -429,6 +430,7 @@ def prepare_deephash_data(
         bands=bands,
         features=settings,
         augment_source=Path(augment).name if augment and n_generated else None,
+        source=str(arc.root),
     )
 
 
@@ -528,7 +530,7 @@ def check_resume_archive(resume, archive) -> None:
     meta = _sidecar(Path(resume))
     trained_on = meta.get("archive_root")
     if not trained_on:
-        return  # the sidecar does not say (older checkpoints, the GAN and deep-hashing families)
+        return  # the sidecar does not say (checkpoints written before it was recorded)
     root = archive if isinstance(archive, str | os.PathLike) else getattr(archive, "root", None)
     if root is None:
         return
