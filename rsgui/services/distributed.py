@@ -159,7 +159,7 @@ def distributed_index_job(
         try:
             workers = _n_workers(client)
             staging.mkdir(parents=True, exist_ok=True)
-            archive_f = client.scatter(archive, broadcast=True, hash=False)
+            archive_f = client.scatter(_archive_blob(archive), broadcast=True, hash=False)
             payload_f = client.scatter(payload, broadcast=True, hash=False)
             futures = [
                 client.submit(
@@ -311,12 +311,42 @@ def _worker_encoder(payload: dict):
         return _worker_encoders[key]
 
 
-def _encode_chunk(archive, payload, positions, chunk_id: str, staging: str, batch_size: int):
+def _archive_blob(archive) -> dict:
+    """The opened archive as one pickled byte string: sent as bytes, it is unpickled once per
+    worker with the garbage collector paused (100,000 tile records are as many objects, which a
+    collector running during the unpickling would scan again and again)."""
+    import pickle
+
+    blob = pickle.dumps(archive, protocol=pickle.HIGHEST_PROTOCOL)
+    return {"key": hashlib.sha256(blob).hexdigest()[:32], "blob": blob}
+
+
+def _worker_archive(sent: dict):
+    import gc
+    import pickle
+
+    with _worker_lock:
+        if sent["key"] not in _worker_archives:
+            gc.disable()
+            try:
+                _worker_archives.clear()
+                _worker_archives[sent["key"]] = pickle.loads(sent["blob"])
+            finally:
+                gc.enable()
+            gc.freeze()  # the records stay: later collections need not scan them
+        return _worker_archives[sent["key"]]
+
+
+_worker_archives: dict[str, object] = {}
+
+
+def _encode_chunk(sent_archive, payload, positions, chunk_id: str, staging: str, batch_size: int):
     """Encode the tiles at ``positions`` into ``staging/chunk-ID.npy`` (atomically); a chunk
     already written by an earlier run of this task is kept."""
     target = Path(staging) / f"chunk-{chunk_id}.npy"
     if _chunk_ok(target, len(positions)):
         return chunk_id, len(positions)
+    archive = _worker_archive(sent_archive)
     encoder = _worker_encoder(payload)
     parts = []
     for a in range(0, len(positions), batch_size):
