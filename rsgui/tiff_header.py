@@ -12,6 +12,7 @@ instead of failing.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -328,6 +329,8 @@ def _gdal_header(p: str) -> dict:
 
 # ---------------------------------------------------------------------------- pixel screening
 INVALID_MAX = 0.5  # a tile with more than this fraction of invalid pixels is left out
+ALL_ZERO = "every pixel is 0 in every band: an empty tile (no data?), left out"
+_NONZERO = re.compile(rb"[^\x00]")
 
 
 def _finite_or_none(v) -> float | None:
@@ -367,7 +370,7 @@ def screen_pixels(raw: np.ndarray, nodata: float | None) -> str | None:
             )
         return None
     if not raw.any():
-        return "every pixel is 0 in every band: an empty tile (no data?), left out"
+        return ALL_ZERO
     return None
 
 
@@ -394,6 +397,8 @@ def _screened(entry: dict, f: BinaryIO, path: str) -> dict:
     data = f.read(c * h * w * dt.itemsize)
     if len(data) != c * h * w * dt.itemsize:
         return {"problem": "corrupt or truncated raster (pixel data shorter than its header says)"}
+    if dt.kind in "iu" and entry.get("nodata") is None:  # only an all-zero tile is ruled out:
+        return entry if _NONZERO.search(data) else {"problem": ALL_ZERO}  # stops at a value
     a = np.frombuffer(data, dtype=dt)
     a = a.reshape(h, w, c).transpose(2, 0, 1) if raw["planar"] == 1 else a.reshape(c, h, w)
     problem = screen_pixels(a, entry.get("nodata"))
@@ -450,6 +455,9 @@ def _plain_image_kind(p: str, magic: bytes) -> str | None:
     return kind if kind and _EXT_KIND.get(os.path.splitext(p)[1].lower()) == kind else None
 
 
+WHOLE_READ_MAX = 1 << 20  # files up to this size are read once, whole, when their header is read
+
+
 def read_header(path: str | os.PathLike) -> dict:
     """The header of one raster file as a JSON-able dict, or ``{"problem": reason}``.
 
@@ -459,9 +467,15 @@ def read_header(path: str | os.PathLike) -> dict:
     p = os.fspath(path)
     try:
         with open_regular(p) as f:
-            magic = f.read(8)
             size = os.fstat(f.fileno()).st_size
-            check = content_check(f, size)
+            if size <= WHOLE_READ_MAX:  # a tile: one read serves check, header and screening
+                buf = f.read(size)
+                size = len(buf)
+                check = check_of_buffer(size, buf)
+                f = io.BytesIO(buf)
+            else:
+                check = content_check(f, size)
+            magic = f.read(8)
             if (
                 FAST_TIFF
                 and magic[:4] in (b"II*\x00", b"MM\x00*")

@@ -91,3 +91,19 @@ def real_archive() -> Path:
     if not REAL_ARCHIVE.is_dir():
         pytest.skip("real data ../shared/data/eurosat-ms-subset not present")
     return REAL_ARCHIVE.resolve()
+
+
+@pytest.fixture
+def light_uahm(monkeypatch):
+    """The quick UAHM preset with a tiny network and a histogram-only similarity matrix (no
+    Inception in unit tests): a model trains in seconds."""
+    import training.train_uahm as tu
+
+    real = tu.preset_config
+
+    def light(*a, **kw):
+        model, s, ssm = real(*a, **kw)
+        model.width, model.hidden, ssm.features = 0.125, 32, "local"
+        return model, s, ssm
+
+    monkeypatch.setattr(tu, "preset_config", light)

@@ -195,21 +195,6 @@ def test_the_application_build_lands_where_the_indexes_are_found(
     assert isinstance(open_index(entries[0].path), ShardedIndex)
 
 
-@pytest.fixture
-def light_uahm(monkeypatch):
-    """A tiny UAHM network (as in tests/test_one_path.py), trained in seconds."""
-    import training.train_uahm as tu
-
-    real = tu.preset_config
-
-    def light(*a, **kw):
-        model, s, ssm = real(*a, **kw)
-        model.width, model.hidden, ssm.features = 0.125, 32, "local"
-        return model, s, ssm
-
-    monkeypatch.setattr(tu, "preset_config", light)
-
-
 def test_a_trained_model_is_sent_as_its_file_bytes(tmp_path, demo_archive, client, light_uahm):
     pytest.importorskip("torch")
     from rsgui.cli import main

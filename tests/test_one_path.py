@@ -75,22 +75,6 @@ def test_spectral_gui_and_cli_build_the_same_index(demo_archive, tmp_path, capsy
     _same_search(capsys, archive, gui, tmp_path / "cli-index")
 
 
-@pytest.fixture
-def light_uahm(monkeypatch):
-    """The quick preset shrunk to a tiny network and a histogram similarity matrix (as in
-    tests/test_train_uahm.py), so a model trains in seconds."""
-    import training.train_uahm as tu
-
-    real = tu.preset_config
-
-    def light(*a, **kw):
-        model, s, ssm = real(*a, **kw)
-        model.width, model.hidden, ssm.features = 0.125, 32, "local"
-        return model, s, ssm
-
-    monkeypatch.setattr(tu, "preset_config", light)
-
-
 def test_trained_gui_and_cli_build_the_same_index(demo_archive, tmp_path, capsys, light_uahm):
     pytest.importorskip("torch")
     model = tmp_path / "u.safetensors"

@@ -193,22 +193,7 @@ def cli_args(archive, out, **kw):
     return argparse.Namespace(**{**base, **kw})
 
 
-@pytest.fixture
-def light_presets(monkeypatch):
-    """The quick preset with a histogram-only similarity matrix (no Inception in unit tests)."""
-    import training.train_uahm as tu
-
-    real = tu.preset_config
-
-    def light(*a, **kw):
-        model, s, ssm = real(*a, **kw)
-        model.width, model.hidden, ssm.features = 0.125, 32, "local"
-        return model, s, ssm
-
-    monkeypatch.setattr(tu, "preset_config", light)
-
-
-def test_cli_train_then_index(tmp_path, demo_archive, light_presets, capsys):
+def test_cli_train_then_index(tmp_path, demo_archive, light_uahm, capsys):
     from rsgui.archive import Archive
     from rsgui.cli.train_cmd import run
     from rsgui.services.indexing import build_index
@@ -245,7 +230,7 @@ def test_cli_refuses_band_contradictions(tmp_path, demo_archive, method, bands, 
         run(cli_args(demo_archive, tmp_path / "m", method=method, bands=bands))
 
 
-def test_uahm_trains_on_rgb_too(tmp_path, demo_archive, light_presets):
+def test_uahm_trains_on_rgb_too(tmp_path, demo_archive, light_uahm):
     from rsgui.cli.train_cmd import run
 
     out = tmp_path / "rgb.safetensors"

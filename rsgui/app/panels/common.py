@@ -26,6 +26,18 @@ class ErrorLabel(QLabel):
         self.hide()
 
 
+class ShowsErrors:
+    """For panels with an :class:`ErrorLabel` as ``self.error``: the one error area they share."""
+
+    error: ErrorLabel
+
+    def show_error(self, text: str) -> None:
+        self.error.show_error(text)
+
+    def clear_error(self) -> None:
+        self.error.clear_error()
+
+
 def light_plot(title: str, bottom: str, left: str, counts: bool = False) -> pg.PlotWidget:
     """A white plot with a light grid and labelled axes, as every panel draws them.
 

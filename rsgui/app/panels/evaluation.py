@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rsgui.app.panels.common import ErrorLabel, light_plot
+from rsgui.app.panels.common import ErrorLabel, ShowsErrors, light_plot
 from rsgui.errors import Cancelled
 from rsgui.progress import Progress
 from rsgui.services.evaluation import EvalSummary, evaluation_job
@@ -55,7 +55,7 @@ def parse_ints(text: str, what: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(values))
 
 
-class EvaluationPanel(QWidget):
+class EvaluationPanel(ShowsErrors, QWidget):
     """Checkable index list and settings on the left, the three views of the results right."""
 
     evaluated = Signal(object)  # list[EvalSummary]
@@ -414,12 +414,6 @@ class EvaluationPanel(QWidget):
             self.hint.setText("No index yet: build one in the Training panel (or add a file).")
         else:
             self.hint.setText("")
-
-    def show_error(self, text: str) -> None:
-        self.error.show_error(text)
-
-    def clear_error(self) -> None:
-        self.error.clear_error()
 
     def wait(self, timeout_s: float = 60.0) -> bool:
         from rsgui.app.workers import wait_until

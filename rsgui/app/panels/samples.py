@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rsgui.app.panels.common import ErrorLabel
+from rsgui.app.panels.common import ErrorLabel, ShowsErrors
 from rsgui.bands import COMPOSITES, INDICES
 from rsgui.progress import Progress
 from rsgui.services.generation import (
@@ -76,7 +76,7 @@ def view_choices(band_names: tuple[str, ...]) -> list[tuple[str, dict]]:
     return out
 
 
-class SamplesPanel(QWidget):
+class SamplesPanel(ShowsErrors, QWidget):
     """Model and class choice, generation and interpolation controls, the grid and a preview."""
 
     def __init__(self, state, parent: QWidget | None = None) -> None:
@@ -439,12 +439,6 @@ class SamplesPanel(QWidget):
         for b in (self.generate_btn, self.new_btn, self.interp_btn):
             b.setEnabled(ready)
         self.save_btn.setEnabled(self.samples is not None and not busy)
-
-    def show_error(self, text: str) -> None:
-        self.error.show_error(text)
-
-    def clear_error(self) -> None:
-        self.error.clear_error()
 
     def wait(self, timeout_s: float = 30.0) -> bool:
         from rsgui.app.workers import wait_until

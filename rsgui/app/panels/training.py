@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from rsgui.app.devices import list_devices
-from rsgui.app.panels.common import ErrorLabel, light_plot, show_empty
+from rsgui.app.panels.common import ErrorLabel, ShowsErrors, light_plot, show_empty
 from rsgui.encoders.registry import METHODS, MethodSpec
 from rsgui.progress import Progress
 from rsgui.services.training import (
@@ -73,7 +73,7 @@ def models_dir(archive_root: Path | None) -> Path:
     return writable_index_dir(Path(archive_root)).parent / "models"
 
 
-class TrainingPanel(QWidget):
+class TrainingPanel(ShowsErrors, QWidget):
     """Settings, controls, live curves and the checkpoints of the run's folder."""
 
     runFinished = Signal(object)  # TrainingResult
@@ -701,12 +701,6 @@ class TrainingPanel(QWidget):
                               "Samples panel.")  # fmt: skip
         else:
             self.hint.setText("When finished, select the model and build an index to search.")
-
-    def show_error(self, text: str) -> None:
-        self.error.show_error(text)
-
-    def clear_error(self) -> None:
-        self.error.clear_error()
 
     def wait(self, timeout_s: float = 60.0) -> bool:
         """Process events until the run and any indexing end (tests, screenshot driver)."""
