@@ -312,27 +312,43 @@ def _worker_encoder(payload: dict):
 
 
 def _archive_blob(archive) -> dict:
-    """The opened archive as one pickled byte string: sent as bytes, it is unpickled once per
-    worker with the garbage collector paused (100,000 tile records are as many objects, which a
-    collector running during the unpickling would scan again and again)."""
-    import pickle
-
-    blob = pickle.dumps(archive, protocol=pickle.HIGHEST_PROTOCOL)
-    return {"key": hashlib.sha256(blob).hexdigest()[:32], "blob": blob}
+    """What a worker needs to open the same archive itself: its folder and the settings it was
+    opened with, plus a digest of its tile list to prove the worker sees the same tiles. Plain
+    data (no pickled objects): a worker reads the archive's own manifest cache, so the open is
+    as cheap as the client's second open."""
+    paths = "\n".join(r.path for r in archive.records).encode("utf-8", "surrogateescape")
+    spec = {
+        "root": str(archive.root),
+        "preset": archive.preset,
+        "band_names": list(archive.band_names),
+        "normalisation": archive.normalisation.to_dict(),
+        "n": len(archive),
+        "digest": hashlib.sha256(paths).hexdigest(),
+    }
+    spec["key"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
+    return spec
 
 
 def _worker_archive(sent: dict):
     import gc
-    import pickle
+
+    from rsgui.archive import Archive
+    from rsgui.bands import Normalisation
 
     with _worker_lock:
         if sent["key"] not in _worker_archives:
-            gc.disable()
-            try:
-                _worker_archives.clear()
-                _worker_archives[sent["key"]] = pickle.loads(sent["blob"])
-            finally:
-                gc.enable()
+            _worker_archives.clear()
+            arc = Archive.open(
+                sent["root"], preset=sent["preset"], band_names=sent["band_names"],
+                normalisation=Normalisation.from_dict(sent["normalisation"]),
+            )  # fmt: skip
+            paths = "\n".join(r.path for r in arc.records).encode("utf-8", "surrogateescape")
+            if len(arc) != sent["n"] or hashlib.sha256(paths).hexdigest() != sent["digest"]:
+                raise JobError(
+                    f"{sent['root']}: a worker sees {len(arc)} tiles there, the client "
+                    f"{sent['n']} (or other files); workers need the same archive at the same path"
+                )
+            _worker_archives[sent["key"]] = arc
             gc.freeze()  # the records stay: later collections need not scan them
         return _worker_archives[sent["key"]]
 
