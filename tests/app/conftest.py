@@ -121,3 +121,17 @@ def window(qtbot, settings):
     w.state.tasks.wait_idle(10)
     if w.cache is not None:
         w.cache.shutdown()
+
+
+@pytest.fixture(scope="module")
+def indexed_archive(tmp_path_factory):
+    """A demo archive of this test module's own, with a 32-bit spectral index (the shared demo
+    archive stays untouched)."""
+    from rsgui.archive import Archive
+    from rsgui.demo import make_demo_archive
+    from rsgui.progress import drive
+    from rsgui.services.indexing import spectral_index_job
+
+    root = make_demo_archive(tmp_path_factory.mktemp("indexed") / "arch", n_per_class=5)
+    drive(spectral_index_job(Archive.open(root), 32))
+    return root

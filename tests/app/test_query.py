@@ -20,20 +20,9 @@ from rsgui.progress import drive
 from rsgui.services.indexing import spectral_index_job
 
 
-@pytest.fixture(scope="module")
-def archive_dir(tmp_path_factory):
-    """A private demo archive with a 32-bit spectral index (the shared one stays untouched)."""
-    from rsgui.archive import Archive
-    from rsgui.demo import make_demo_archive
-
-    root = make_demo_archive(tmp_path_factory.mktemp("q") / "arch", n_per_class=5)
-    drive(spectral_index_job(Archive.open(root), 32))
-    return root
-
-
 @pytest.fixture
-def state(make_state, archive_dir):
-    return make_state(archive_dir)
+def state(make_state, indexed_archive):
+    return make_state(indexed_archive)
 
 
 @pytest.fixture
@@ -60,8 +49,8 @@ def file_mime(path) -> QMimeData:
     return mime
 
 
-def test_index_of_the_archive_is_found_and_loaded(panel, state, archive_dir):
-    entries = scan_indexes(archive_dir)
+def test_index_of_the_archive_is_found_and_loaded(panel, state, indexed_archive):
+    entries = scan_indexes(indexed_archive)
     assert [e.method for e in entries] == ["spectral"] and entries[0].bits == 32
     assert state.index is not None and state.index.meta.bits == 32
     assert "spectral · 32 bits, 50 tiles" in panel.index_combo.currentText()

@@ -13,24 +13,12 @@ from PySide6.QtGui import QDropEvent
 
 from rsgui.app.panels.query import QueryPanel
 from rsgui.codes import unpack_codes
-from rsgui.progress import drive
 from rsgui.services import feedback as fb
-from rsgui.services.indexing import spectral_index_job
-
-
-@pytest.fixture(scope="module")
-def archive_dir(tmp_path_factory):
-    from rsgui.archive import Archive
-    from rsgui.demo import make_demo_archive
-
-    root = make_demo_archive(tmp_path_factory.mktemp("qf") / "arch", n_per_class=5)
-    drive(spectral_index_job(Archive.open(root), 32))
-    return root
 
 
 @pytest.fixture
-def state(make_state, archive_dir):
-    return make_state(archive_dir)
+def state(make_state, indexed_archive):
+    return make_state(indexed_archive)
 
 
 @pytest.fixture
