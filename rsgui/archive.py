@@ -49,6 +49,7 @@ from rsgui.bands import (
 from rsgui.errors import MissingBandsError, TileReadError
 from rsgui.geo import georef_from_entry, lonlat_many
 from rsgui.listing import RASTER_EXTENSIONS, FileStat, list_files
+from rsgui.sources import OpenedSource, SourceReader
 from rsgui.tiles import GeoRef, Problem, TileBatch, TileRecord
 
 Progress = Callable[[int, int], None]
@@ -445,6 +446,9 @@ class Archive:
         band_source: str = "",
         cache_path: Path | None = None,
         cache_hit: bool = False,
+        reader: SourceReader | None = None,
+        label_names: tuple[str, ...] = (),
+        label_sets: np.ndarray | None = None,
     ):
         self.root = root
         self.preset = preset
@@ -471,6 +475,36 @@ class Archive:
         cls_index[None] = -1
         self.labels = np.array([cls_index[r.label] for r in records], dtype=np.int64)
         self._by_path = {r.path: r.index for r in records}
+        # a scene or per-band product reads through its source; a folder of tiles, itself
+        self._reader = reader
+        # multi-label ground truth (BigEarthNet): (N, L) bool over label_names, else None
+        self.label_names = label_names
+        self.label_sets = label_sets
+
+    @classmethod
+    def from_source(cls, root: Path, src: OpenedSource) -> Archive:
+        """An archive whose tiles come from a scene or a per-band product (:mod:`rsgui.sources`)."""
+        n = len(src.records)
+        return cls(
+            root,
+            src.preset,
+            src.band_names,
+            src.tile_shape,
+            src.normalisation,
+            src.records,
+            src.problems,
+            kinds=[{}],
+            kind_names=[src.band_names],
+            record_kind=np.zeros(n, np.int64),
+            record_stat=np.zeros((n, 2), np.int64),
+            record_check=np.zeros(n, np.int64),
+            band_source=src.band_source,
+            cache_path=src.cache_path,
+            cache_hit=src.cache_hit,
+            reader=src.reader,
+            label_names=src.label_names,
+            label_sets=src.label_sets,
+        )
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -554,10 +588,14 @@ class Archive:
     def tile_stats(self) -> np.ndarray:
         """(N, 3) int64 per record: size, mtime_ns and content check when it was scanned (what
         an index stores to tell later which tiles changed)."""
+        if self._reader is not None:
+            return np.asarray(self._reader.stats(), dtype=np.int64)
         return np.column_stack([self._record_stat, self._record_check]).astype(np.int64)
 
     def path_of(self, index: int) -> Path:
-        """Absolute path of record ``index``."""
+        """Absolute path of the file holding record ``index``."""
+        if self._reader is not None:
+            return self._reader.path_of(index)
         return self.root / self.records[index].path
 
     def _indexes_for(self, i: int, names: tuple[str, ...]) -> list[int]:
@@ -570,6 +608,8 @@ class Archive:
     def _read_file(self, i: int, indexes: list[int]) -> np.ndarray:
         """File values of 1-based band ``indexes`` of record ``i``: one seek for a plain GeoTIFF
         that has not changed since it was scanned, else through rasterio with a shape check."""
+        if self._reader is not None:
+            return self._reader.read(i, indexes)
         path = str(self.path_of(i))
         kind = self._kinds[self._record_kind[i]]
         try:
