@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Family = Literal["spectral", "uahm", "cgan", "deephash"]
+Family = Literal["spectral", "pretrained", "uahm", "cgan", "deephash"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ METHODS: dict[str, MethodSpec] = {
     for m in (
         MethodSpec("spectral", "Spectral features + ITQ (no training)", "spectral",
                    ("ms10", "rgb", "all"), "ms10", trained=False),
+        MethodSpec("pretrained", "ImageNet backbone + band statistics + ITQ (no training)",
+                   "pretrained", ("ms10", "rgb", "all"), "ms10", trained=False),
         MethodSpec("uahm", "UAHM", "uahm", ("ms10", "rgb"), "ms10",
                    config={"adversarial": True, "binary": True}),
         MethodSpec("gan-ms", "GAN-MS", "uahm", ("ms10",), "ms10", codes="float",
@@ -76,6 +78,16 @@ def methods_of(family: Family) -> tuple[str, ...]:
 
 def retrieval_methods() -> tuple[str, ...]:
     return tuple(k for k, m in METHODS.items() if m.retrieval)
+
+
+def installed(key: str) -> bool:
+    """Whether ``key`` can run here: a pretrained backbone needs its weights package."""
+    spec = method(key)
+    if spec.family == "pretrained":
+        from rsgui.encoders.pretrained import backbone_installed
+
+        return backbone_installed()
+    return True
 
 
 def trained_retrieval_methods() -> tuple[str, ...]:

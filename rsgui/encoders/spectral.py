@@ -169,7 +169,7 @@ class SpectralEncoder:
             sub = chosen
             if len(sub) > _STRETCH_TILES:
                 sub = np.sort(rng.choice(sub, size=_STRETCH_TILES, replace=False))
-            low, high = yield from _band_percentiles(
+            low, high = yield from band_percentiles_job(
                 archive, band_names, sub, settings.stretch, rng, batch_size
             )
 
@@ -283,7 +283,7 @@ class SpectralEncoder:
         return feature_dim(s.feature, len(self.band_names), *tile_shape, s.bins, s.patch)
 
 
-def _band_percentiles(archive, band_names, indices, percentiles, rng, batch_size):
+def band_percentiles_job(archive, band_names, indices, percentiles, rng, batch_size):
     """Per-band (low, high) percentiles from a random sample of pixels of ``indices`` tiles."""
     samples, done = [], 0
     for batch in archive.iter_batches(

@@ -91,17 +91,45 @@ def prepare_encoder_job(
         _check_model_settings(encoder, archive, model, bands, bits)
     else:
         if model is not None or encoder is not None:
-            raise JobError("the spectral method is fitted on the archive; it takes no model")
-        from rsgui.encoders.spectral import SpectralEncoder, SpectralSettings
-
+            raise JobError(f"the {method} method is fitted on the archive; it takes no model")
         bands = bands or default_bands(archive)
         check_bands(archive, bands)
-        encoder = yield from SpectralEncoder.fit_job(
-            archive, bands, bits or DEFAULT_BITS, max_fit_tiles, SpectralSettings(seed=seed),
-            batch_size,
-        )  # fmt: skip
+        if METHODS[method].family == "pretrained":
+            encoder = yield from _fit_pretrained(archive, bands, bits, max_fit_tiles, seed,
+                                                 batch_size)  # fmt: skip
+        else:
+            from rsgui.encoders.spectral import SpectralEncoder, SpectralSettings
+
+            encoder = yield from SpectralEncoder.fit_job(
+                archive, bands, bits or DEFAULT_BITS, max_fit_tiles, SpectralSettings(seed=seed),
+                batch_size,
+            )  # fmt: skip
     check_encoder(archive, encoder)
     return encoder
+
+
+def _fit_pretrained(archive, bands, bits, max_fit_tiles, seed, batch_size) -> Job[Encoder]:
+    """The pretrained method fitted on the archive, its backbone features cached beside the
+    archive's indexes (:mod:`rsgui.feature_cache`)."""
+    from rsgui.encoders.pretrained import RGB, PretrainedEncoder, PretrainedSettings
+    from rsgui.errors import BackboneUnavailable
+    from rsgui.feature_cache import FOLDER
+
+    names = resolve_band_set(bands, archive.band_names)
+    if any(b not in names for b in RGB):
+        raise JobError(
+            f"the pretrained method needs B04, B03 and B02; the band set {bands} has "
+            f"{', '.join(names)}"
+        )
+    try:
+        return (
+            yield from PretrainedEncoder.fit_job(
+                archive, bands, bits or DEFAULT_BITS, max_fit_tiles, PretrainedSettings(seed=seed),
+                writable_index_dir(Path(archive.root)) / FOLDER, batch_size,
+            )
+        )  # fmt: skip
+    except BackboneUnavailable as e:
+        raise JobError(str(e)) from None
 
 
 def spectral_index_job(
@@ -175,13 +203,18 @@ def build_index_job(archive, encoder, batch_size: int = 256, model_path=None) ->
     n = len(archive)
     if n == 0:
         raise ValueError(f"{archive.root}: no readable tiles to index")
-    codes = np.empty((n, encoder.bits), dtype=np.float32)
-    done = 0
-    for batch in archive.iter_batches(bands=list(encoder.band_names), batch_size=batch_size):
-        out = encode_batch(encoder, batch)
-        codes[done : done + len(out)] = out
-        done += len(out)
+    if hasattr(encoder, "archive_codes_job"):  # features of the whole archive, cached
+        codes = yield from encoder.archive_codes_job(archive, batch_size)
+        done = len(codes)
         yield Progress(done, n, f"encoding with {encoder.method}", stage="encode")
+    else:
+        codes = np.empty((n, encoder.bits), dtype=np.float32)
+        done = 0
+        for batch in archive.iter_batches(bands=list(encoder.band_names), batch_size=batch_size):
+            out = encode_batch(encoder, batch)
+            codes[done : done + len(out)] = out
+            done += len(out)
+            yield Progress(done, n, f"encoding with {encoder.method}", stage="encode")
     if done != n:
         raise ValueError(
             f"{archive.root}: read {done} of {n} tiles; the archive changed while indexing"
