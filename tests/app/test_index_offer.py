@@ -4,6 +4,7 @@ strongest training-free method installed; one click builds it, loads it and the 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 
 import pytest
 from PySide6.QtCore import Qt
@@ -24,12 +25,13 @@ def test_offer_builds_and_loads_the_index(qtbot, show, fresh):
     panel = show(QueryPanel(fresh), (900, 700))
     bar = panel.index_offer
     assert isinstance(bar, IndexOfferBar) and bar.isVisible()
-    assert bar.button.text() == "Index this archive with spectral"
+    method = offered_method()  # pretrained where its backbone is installed, else spectral
+    assert bar.button.text() == f"Index this archive with {method}"
     assert "no index yet" in offer_hint(fresh)
     qtbot.mouseClick(bar.button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: fresh.index is not None, timeout=60_000)
     qtbot.waitUntil(lambda: bar.task is None, timeout=10_000)
-    assert fresh.index.meta.method == "spectral" and len(fresh.index) == len(fresh.archive)
+    assert fresh.index.meta.method == method and len(fresh.index) == len(fresh.archive)
     assert fresh.indexes and not bar.isVisible() and offer_hint(fresh) == ""
     # the first search works at once
     fresh.set_query(fresh.tile_ref(0))
@@ -59,7 +61,7 @@ def test_not_now_hides_it_for_this_archive(qtbot, show, fresh):
 
 
 def test_the_strongest_installed_method_is_offered(monkeypatch):
-    assert offered_method() == "spectral"
+    assert registry.METHODS["pretrained"].trained is False
     fake = dataclasses.replace(registry.METHODS["spectral"], key="pretrained", label="Backbone")
     monkeypatch.setitem(registry.METHODS, "pretrained", fake)
     monkeypatch.setattr(registry, "installed", lambda key: False, raising=False)
@@ -67,3 +69,10 @@ def test_the_strongest_installed_method_is_offered(monkeypatch):
     monkeypatch.setattr(registry, "installed", lambda key: key == "pretrained", raising=False)
     assert offered_method() == "pretrained"
     assert index_offer.PREFERENCE[0] == "pretrained"
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite_pytorch") is None, reason="backbone not installed"
+)
+def test_the_backbone_is_offered_when_installed():
+    assert offered_method() == "pretrained"

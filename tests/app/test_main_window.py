@@ -96,7 +96,9 @@ def test_demo_in_one_click_gives_a_search(qtbot, window):
     window.welcome.demo_button.click()
     qtbot.waitUntil(lambda: window.state.results is not None, timeout=90_000)
     assert len(window.state.archive) == 200
-    assert window.state.index is not None and window.state.index.meta.method == "spectral"
+    from rsgui.app.panels.index_offer import offered_method
+
+    assert window.state.index is not None and window.state.index.meta.method == offered_method()
     assert window.tabs.tabText(window.tabs.currentIndex()) == "Search"
     assert window.panel("Search").result_count() == window.state.k
 
