@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rsgui import layouts
 from rsgui import manifest as mf
 from rsgui import tiff_header as th
 from rsgui.bands import (
@@ -48,7 +49,7 @@ from rsgui.bands import (
 )
 from rsgui.errors import MissingBandsError, TileReadError
 from rsgui.geo import georef_from_entry, lonlat_many
-from rsgui.listing import RASTER_EXTENSIONS, FileStat, list_files
+from rsgui.listing import FileStat, list_files
 from rsgui.sources import OpenedSource, SourceReader
 from rsgui.tiles import GeoRef, Problem, TileBatch, TileRecord
 
@@ -414,6 +415,93 @@ def _default_normalisation(preset: ArchivePreset, kinds: _Kinds, naming: _Naming
     return preset.normalisation
 
 
+SOURCE_PRESETS = ("s2-scene", "bigearthnet")  # presets of archives opened through a source
+
+
+def _with_problems(src: OpenedSource, extra: list[tuple[str, str]]) -> OpenedSource:
+    """``src`` with the listing's and layout's problems added to its own, sorted by path."""
+    if extra:
+        src.problems = sorted(src.problems + [Problem(r, why) for r, why in extra],
+                              key=lambda p: p.path)  # fmt: skip
+    return src
+
+
+class _JoinedReader:
+    """Scene tiles first, then the tile files of an archive beside them, as one source."""
+
+    def __init__(self, first: SourceReader, n_first: int, tiles: Archive, names: tuple[str, ...]):
+        self.first = first
+        self.n_first = n_first
+        self.tiles = tiles
+        self.names = names
+
+    def _tile(self, i: int, band_indexes: list[int]) -> np.ndarray:
+        j = i - self.n_first
+        wanted = tuple(self.names[k - 1] for k in band_indexes)
+        return self.tiles._read_file(j, self.tiles._indexes_for(j, wanted))
+
+    def read(self, index: int, band_indexes: list[int]) -> np.ndarray:
+        if index < self.n_first:
+            return self.first.read(index, band_indexes)
+        return self._tile(index, band_indexes)
+
+    def read_many(self, indices: list[int], band_indexes: list[int]) -> np.ndarray:
+        ours = [i for i in indices if i < self.n_first]
+        many = getattr(self.first, "read_many", None)
+        got = dict(zip(ours, many(ours, band_indexes), strict=True)) if many and ours else {}
+        return np.stack([got[i] if i in got else self.read(i, band_indexes) for i in indices])
+
+    def path_of(self, index: int) -> Path:
+        if index < self.n_first:
+            return self.first.path_of(index)
+        return self.tiles.path_of(index - self.n_first)
+
+    def stats(self) -> np.ndarray:
+        return np.concatenate([np.asarray(self.first.stats()).reshape(-1, 3),
+                               self.tiles.tile_stats()])  # fmt: skip
+
+    def overviews(self, max_side: int = 1024) -> list:
+        fn = getattr(self.first, "overviews", None)
+        return fn(max_side) if fn else []
+
+
+def _fits(src: OpenedSource, tiles: Archive) -> bool:
+    """Whether tile files can join scene tiles: the same bands and tile size."""
+    return set(tiles.band_names) == set(src.band_names) and tiles.tile_shape == src.tile_shape
+
+
+def _scene_problems(src: OpenedSource, tiles: Archive) -> list[Problem]:
+    """One line per scene that sits among tile files it does not match."""
+    h, w = tiles.tile_shape
+    out = []
+    for s in getattr(src.reader, "scenes", []):
+        out.append(Problem(s.main, (
+            f"a scene, not a tile ({s.width}x{s.height} pixels, {len(src.band_names)} band(s)):"
+            f" it does not match the {w}x{h} tiles of {len(tiles.band_names)} bands beside "
+            "it; open it as an archive of its own"
+        )))  # fmt: skip
+    return out
+
+
+def _joined(root: Path, src: OpenedSource, tiles: Archive) -> OpenedSource:
+    """Scenes and the tile files beside them (same bands and size, :func:`_fits`) as one
+    archive: scene tiles first."""
+    if not tiles.records:
+        src.problems = sorted(src.problems + tiles.problems, key=lambda p: p.path)
+        return src
+    n = len(src.records)
+    import dataclasses
+
+    records = src.records + [dataclasses.replace(r, index=n + r.index) for r in tiles.records]
+    kinds = [dict(src.kind)] + [dict(k) for k in tiles._kinds]
+    record_kind = np.concatenate([np.zeros(n, np.int64), tiles._record_kind + 1])
+    reader = _JoinedReader(src.reader, n, tiles, src.band_names)
+    return dataclasses.replace(
+        src, records=records, problems=sorted(src.problems + tiles.problems, key=lambda p: p.path),
+        reader=reader, kinds=kinds, record_kind=record_kind,
+    )  # fmt: skip
+
+
 class Archive:
     """A folder of tiles. ``records`` are the good tiles in sorted path order; ``problems``
     lists every skipped file with its reason."""
@@ -485,6 +573,8 @@ class Archive:
     def from_source(cls, root: Path, src: OpenedSource) -> Archive:
         """An archive whose tiles come from a scene or a per-band product (:mod:`rsgui.sources`)."""
         n = len(src.records)
+        kinds = src.kinds if src.kinds is not None else [dict(src.kind)]
+        record_kind = src.record_kind if src.record_kind is not None else np.zeros(n, np.int64)
         return cls(
             root,
             src.preset,
@@ -493,9 +583,9 @@ class Archive:
             src.normalisation,
             src.records,
             src.problems,
-            kinds=[{}],
-            kind_names=[src.band_names],
-            record_kind=np.zeros(n, np.int64),
+            kinds=kinds,
+            kind_names=[src.band_names] * len(kinds),
+            record_kind=np.asarray(record_kind, dtype=np.int64),
             record_stat=np.zeros((n, 2), np.int64),
             record_check=np.zeros(n, np.int64),
             band_source=src.band_source,
@@ -517,19 +607,89 @@ class Archive:
         progress: Progress | None = None,
         use_cache: bool = True,
         workers: int | None = None,
+        *,
+        tile_size: int = 64,
+        stride: int | None = None,
+        layout: str | None = None,
     ) -> Archive:
         """Scan ``root`` (headers only; cached) and decide preset, band order, shape and labels.
 
         ``band_names``: the band order of files without band descriptions (overrides the
-        preset's). ``progress(done, total)`` is called while headers are read."""
+        preset's). ``progress(done, total)`` is called while headers are read. A folder of
+        Sentinel-2 scenes (:mod:`rsgui.scenes`) is cut into a grid of ``tile_size`` pixels at
+        10 m every ``stride`` pixels (default: ``tile_size``); BigEarthNet patch folders are
+        read by :mod:`rsgui.patches`. ``layout`` ("tiles", "scenes", "patches") overrides what
+        :func:`rsgui.layouts.detect` decides ("scenes" also cuts rasters of tile size)."""
         # tens of thousands of small objects: the cyclic GC would rescan them again and again
         with _gc_paused():
-            return cls._open(root, preset, band_names, normalisation, progress, use_cache, workers)
+            root = _archive_root(root)
+            if preset is not None and preset not in PRESETS and preset not in SOURCE_PRESETS:
+                raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+            unlisted: list[tuple[str, str]] = []
+            listing = list_files(root, layouts.LISTED_EXTENSIONS, unlisted)
+            found = layouts.detect(root, listing, force=layout)
+            if found.kind == layouts.PATCHES:
+                from rsgui.patches import open_patches
+
+                src = open_patches(root, use_cache=use_cache, progress=progress)
+                return cls.from_source(root, _with_problems(src, unlisted + found.problems))
+            if found.kind == layouts.SCENES:
+                return cls._open_scenes(
+                    root, found, unlisted, preset, band_names, normalisation, progress,
+                    use_cache, workers, tile_size, stride,
+                )  # fmt: skip
+            if preset is not None and preset not in PRESETS:
+                raise ValueError(f"{root}: preset {preset!r} is for scenes or patches, and "
+                                 "this folder holds tile files")  # fmt: skip
+            return cls._open(
+                root, found.tile_files, unlisted + found.problems, preset, band_names,
+                normalisation, progress, use_cache, workers,
+            )  # fmt: skip
+
+    @classmethod
+    def _open_scenes(
+        cls,
+        root: Path,
+        found: layouts.Layout,
+        unlisted: list[tuple[str, str]],
+        preset: str | None,
+        band_names: Iterable[str] | str | None,
+        normalisation: Normalisation | None,
+        progress: Progress | None,
+        use_cache: bool,
+        workers: int | None,
+        tile_size: int,
+        stride: int | None,
+    ) -> Archive:
+        """Scenes, and the tile files beside them when they have the same bands and size."""
+        from rsgui.scenes import open_scenes
+
+        src = open_scenes(root, found.scenes, tile_size, stride, use_cache, progress)
+        tile_files = [f for f in found.tile_files if not f[3]]
+        if tile_files:
+            tiles = cls._open(
+                root, found.tile_files, unlisted + found.problems,
+                preset if preset in PRESETS else None, band_names, normalisation, None,
+                use_cache, workers,
+            )  # fmt: skip
+            if tiles.records and not _fits(src, tiles):
+                # tiles are the archive; a scene of other bands or size among them is reported
+                tiles.problems = sorted(tiles.problems + _scene_problems(src, tiles),
+                                        key=lambda p: p.path)  # fmt: skip
+                return tiles
+            src = _joined(root, src, tiles)
+        else:
+            src = _with_problems(src, unlisted + found.problems)
+        if normalisation is not None:
+            src.normalisation = normalisation
+        return cls.from_source(root, src)
 
     @classmethod
     def _open(
         cls,
-        root: str | os.PathLike,
+        root: Path,
+        listing: list[FileStat],
+        unlisted: list[tuple[str, str]],
         preset: str | None,
         band_names: Iterable[str] | str | None,
         normalisation: Normalisation | None,
@@ -537,14 +697,8 @@ class Archive:
         use_cache: bool,
         workers: int | None,
     ) -> Archive:
-        root = _archive_root(root)
-        if preset is not None and preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
         order = parse_band_order(band_names)
-        unlisted: list[tuple[str, str]] = []
-        family, wanted, problems = _pick_files(
-            list_files(root, RASTER_EXTENSIONS, unlisted), preset
-        )
+        family, wanted, problems = _pick_files(listing, preset)
         problems += [Problem(rel, reason) for rel, reason in unlisted]
         m, n_read, cache_path = _scan(root, wanted, use_cache, progress, workers)
         kinds = _Kinds.of(m)
@@ -642,16 +796,21 @@ class Archive:
         per_kind: dict[int, list[int]] = {}  # band positions depend only on the header kind
         checked: dict[int, tuple[bool, float | None]] = {}  # (may hold invalid pixels, nodata)
         valid: np.ndarray | None = None
+        for i in idx:
+            if i < 0 or i >= len(self.records):
+                raise IndexError(f"tile index {i} out of range (archive has {len(self)})")
+        many = None
+        read_many = getattr(self._reader, "read_many", None)
         with rasterio.Env(**th.GDAL_ENV):
+            if read_many is not None and idx:  # a scene reads neighbours as one strip
+                many = read_many(idx, self._indexes_for(idx[0], names))
             for j, i in enumerate(idx):
-                if i < 0 or i >= len(self.records):
-                    raise IndexError(f"tile index {i} out of range (archive has {len(self)})")
                 k = int(self._record_kind[i])
                 if k not in per_kind:
                     per_kind[k] = self._indexes_for(i, names)
                     checked[k] = _may_be_invalid(self._kinds[k])
                 try:
-                    raw = self._read_file(i, per_kind[k])
+                    raw = many[j] if many is not None else self._read_file(i, per_kind[k])
                 except TileReadError:
                     self._forget(i)
                     raise
@@ -694,6 +853,18 @@ class Archive:
         with rasterio.Env(**th.GDAL_ENV):
             raw = self._read_file(index, self._indexes_for(index, self.band_names))
         return np.array(raw, order="C")  # own, writable copy
+
+    def overviews(self, max_side: int = 1024) -> list[tuple[np.ndarray, tuple]]:
+        """Per scene of a scene archive: ((H, W, 3) uint8 true colour read decimated, its
+        corners in lon/lat: upper-left, upper-right, lower-right, lower-left), for a map to draw
+        under the tile footprints; [] for other archives."""
+        fn = getattr(self._reader, "overviews", None)
+        if fn is None:
+            return []
+        import rasterio
+
+        with rasterio.Env(**th.GDAL_ENV):
+            return fn(max_side)
 
     def iter_batches(
         self,
@@ -745,6 +916,10 @@ class Archive:
         if self.classes:
             lines.append(f"  classes ({len(self.classes)}):")
             lines += [f"    {c}: {n}" for c, n in self.class_counts().items()]
+        elif self.label_sets is not None:
+            counts = np.asarray(self.label_sets).sum(axis=0)
+            lines.append(f"  labels ({len(self.label_names)}, several per tile):")
+            lines += [f"    {c}: {int(n)}" for c, n in zip(self.label_names, counts, strict=True)]
         else:
             lines.append("  classes: none (unlabelled)")
         crs = self.crs_counts()

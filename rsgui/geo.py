@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
 
 from rsgui.tiles import GeoRef
 
@@ -70,4 +73,46 @@ def georef_from_entry(entry: dict) -> GeoRef:
         bounds=tuple(b) if b else None,
         center_lonlat=tuple(ll["center"]) if ll else None,
         footprint_lonlat=tuple(tuple(p) for p in ll["ring"]) if ll else None,
+    )
+
+
+def lonlat_rows(crs: str | None, bounds: np.ndarray) -> np.ndarray:
+    """(N, 12) centre lon/lat and closed ring (5 points, as :func:`lonlat_many`) of (N, 4)
+    ``bounds`` in ``crs``, in one vectorised PROJ call: a scene cut into 29,000 tiles places
+    them all in milliseconds. NaN rows where the CRS or the conversion fails."""
+    import numpy as np
+
+    b = np.asarray(bounds, dtype=np.float64).reshape(-1, 4)
+    out = np.full((len(b), 12), np.nan)
+    if not crs or not len(b):
+        return out
+    from rasterio.crs import CRS
+    from rasterio.warp import transform
+
+    left, bottom, right, top = b.T
+    # centre first, then lower-left, lower-right, upper-right, upper-left, lower-left
+    xs = np.stack([(left + right) / 2, left, right, right, left, left], axis=1)
+    ys = np.stack([(bottom + top) / 2, bottom, bottom, top, top, bottom], axis=1)
+    try:
+        lon, lat = transform(CRS.from_user_input(crs), CRS.from_epsg(4326), xs.ravel(), ys.ravel())
+    except Exception:  # unknown or broken CRS: the tiles stay usable, just unplaced
+        return out
+    lon = np.round(np.asarray(lon, dtype=np.float64).reshape(-1, 6), 7)
+    lat = np.round(np.asarray(lat, dtype=np.float64).reshape(-1, 6), 7)
+    out[:, 0::2] = lon
+    out[:, 1::2] = lat
+    out[~np.isfinite(out).all(axis=1)] = np.nan
+    return out
+
+
+def georef_from_row(crs: str | None, row: Sequence[float]) -> GeoRef:
+    """GeoRef from bounds (4) + :func:`lonlat_rows` (12) numbers, NaN meaning unknown."""
+    if not crs or row[0] != row[0]:
+        return GeoRef()
+    ll = row[4] == row[4]
+    return GeoRef(
+        crs,
+        (row[0], row[1], row[2], row[3]),
+        (row[4], row[5]) if ll else None,
+        tuple(zip(row[6:16:2], row[7:16:2], strict=True)) if ll else None,
     )

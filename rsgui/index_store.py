@@ -97,6 +97,8 @@ class HashIndex:
         features: np.ndarray | None = None,
         extra_arrays: dict[str, np.ndarray] | None = None,
         tile_stats: np.ndarray | None = None,
+        label_sets: np.ndarray | None = None,
+        label_names: tuple[str, ...] | list[str] = (),
     ):
         self.meta = meta
         self.paths = [str(p) for p in paths]
@@ -129,6 +131,9 @@ class HashIndex:
             raise ValueError(f"{n} codes but {len(self.paths)} paths and {len(self.labels)} labels")
         self.codes = codes
         self.features = features
+        # multi-label ground truth (BigEarthNet): (N, L) bool over label_names, else None;
+        # evaluation then counts a result relevant when it shares a label with the query
+        self.label_sets, self.label_names = _checked_label_sets(label_sets, label_names, n)
         self._packed: PackedCodes | None = None
         self._unit: np.ndarray | None = None
         self._positions: dict[str, int] | None = None
@@ -142,20 +147,48 @@ class HashIndex:
         meta: IndexMeta,
         extra_arrays: dict[str, np.ndarray] | None = None,
         tile_stats: np.ndarray | None = None,
+        label_sets: np.ndarray | None = None,
+        label_names: tuple[str, ...] | list[str] = (),
     ) -> HashIndex:
-        """From encoder output (N, bits): binarised by sign and packed, or kept as float features."""
+        """From encoder output (N, bits): binarised by sign and packed, or kept as float features.
+        ``label_sets``/``label_names``: an archive's multi-label ground truth, if it has one."""
         codes = np.asarray(codes)
         if codes.ndim != 2 or codes.shape[1] != meta.bits:
             raise ValueError(f"codes must be (N, {meta.bits}), got {codes.shape}")
         labels = labels if labels is not None else [None] * len(paths)
+        more = {"extra_arrays": extra_arrays, "tile_stats": tile_stats, "label_sets": label_sets,
+                "label_names": label_names}  # fmt: skip
         if meta.kind == "binary":
-            return cls(meta, paths, labels, codes=pack_codes(codes), extra_arrays=extra_arrays,
-                       tile_stats=tile_stats)  # fmt: skip
-        return cls(meta, paths, labels, features=codes.astype(np.float32),
-                   extra_arrays=extra_arrays, tile_stats=tile_stats)  # fmt: skip
+            return cls(meta, paths, labels, codes=pack_codes(codes), **more)
+        return cls(meta, paths, labels, features=codes.astype(np.float32), **more)
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def multilabel(self) -> bool:
+        """True when the index holds label sets (several labels per tile) to evaluate with."""
+        return self.label_sets is not None and len(self.label_names) > 0
+
+    def with_label_sets(
+        self, label_sets: np.ndarray | None, label_names: tuple[str, ...] | list[str]
+    ) -> HashIndex:
+        """This index with the archive's label sets attached (checked), for an index built by
+        code that did not pass them; returns ``self``."""
+        self.label_sets, self.label_names = _checked_label_sets(label_sets, label_names, len(self))
+        return self
+
+    def labelled_positions(self) -> np.ndarray:
+        """Positions of the tiles with ground truth: a non-empty label set, else a label."""
+        if self.multilabel:
+            return np.flatnonzero(self.label_sets.any(axis=1))
+        return np.flatnonzero(self.label_ids() >= 0)
+
+    def tile_label_names(self, i: int) -> list[str]:
+        """Every label of tile ``i``: its label set when there is one, else its single label."""
+        if self.label_sets is not None:
+            return [self.label_names[j] for j in np.flatnonzero(self.label_sets[i])]
+        return [] if self.labels[i] is None else [self.labels[i]]
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -251,7 +284,11 @@ class HashIndex:
             arrays[_EXTRA + name] = arr
         if self.tile_stats is not None:
             arrays["tile_stats"] = np.asarray(self.tile_stats, dtype=np.int64)
+        if self.label_sets is not None:  # packed: 590,000 x 43 labels take 3.2 MB, not 25
+            arrays[_LABEL_SETS] = np.packbits(self.label_sets, axis=1).reshape(len(self), -1)
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **self.meta.to_dict()}
+        if self.label_sets is not None:
+            meta["label_names"] = list(self.label_names)
         meta.update(count=len(self), arrays=npz_path.name, extra_arrays=sorted(self.extra_arrays))
         # one id in both halves ties them; the lock keeps a second writer from mixing them
         meta["pair_id"] = pair = new_pair_id()
@@ -320,14 +357,72 @@ class HashIndex:
         stats = arrays.get("tile_stats")
         if stats is not None and (stats.dtype.kind not in "iu" or stats.shape != (n, 3)):
             stats = None  # not ours to trust: the index works, only change detection is off
+        sets, names = _loaded_label_sets(npz_path, json_path, meta_d, arrays, n)
+        more = {"extra_arrays": extra, "tile_stats": stats, "label_sets": sets,
+                "label_names": names}  # fmt: skip
         try:
             if meta.kind == "binary":
                 if data.dtype != np.uint8:
                     raise ValueError(f"codes must be uint8, got {data.dtype}")
-                return cls(meta, paths, labels, codes=data, extra_arrays=extra, tile_stats=stats)
-            return cls(meta, paths, labels, features=data, extra_arrays=extra, tile_stats=stats)
+                return cls(meta, paths, labels, codes=data, **more)
+            return cls(meta, paths, labels, features=data, **more)
         except ValueError as exc:
             raise IndexFileError(f"{npz_path}: {exc}") from None
+
+
+_LABEL_SETS = "label_sets_packed"
+MAX_LABEL_NAMES = 10_000  # BigEarthNet has 43; anything near this is not a nomenclature
+MAX_LABEL_CHARS = 1_000
+
+
+def _checked_label_sets(
+    label_sets: np.ndarray | None, label_names, n: int
+) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """``(label_sets as (n, L) bool, names)``, or ``(None, ())``; ValueError when they do not
+    fit each other or the index."""
+    if label_sets is None:
+        return None, ()
+    names = tuple(label_names or ())
+    sets = np.asarray(label_sets)
+    if sets.dtype != bool:
+        if sets.dtype.kind not in "iub" or (sets.size and not np.isin(sets, (0, 1)).all()):
+            raise ValueError(f"label sets must be 0/1 or bool, got {sets.dtype}")
+        sets = sets.astype(bool)
+    if sets.shape != (n, len(names)):
+        raise ValueError(
+            f"label sets must be ({n}, {len(names)}) for {n} tiles and {len(names)} label "
+            f"names, got {sets.shape}"
+        )
+    if len(set(names)) != len(names) or not all(isinstance(x, str) and x for x in names):
+        raise ValueError("label names must be distinct, non-empty names")
+    return np.ascontiguousarray(sets), names
+
+
+def _loaded_label_sets(
+    npz_path: Path, json_path: Path, meta_d: dict, arrays: dict[str, np.ndarray], n: int
+) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """The label sets of a loaded index (older indexes have none): names from the JSON half,
+    bits from the npz, both checked against each other and the index size."""
+    names = meta_d.get("label_names")
+    packed = arrays.get(_LABEL_SETS)
+    if names is None and packed is None:
+        return None, ()
+    if (
+        not isinstance(names, list)
+        or len(names) > MAX_LABEL_NAMES
+        or not all(isinstance(x, str) and 0 < len(x) <= MAX_LABEL_CHARS for x in names)
+        or len(set(names)) != len(names)
+    ):
+        raise IndexFileError(f"{json_path}: 'label_names' is not a list of distinct label names")
+    if packed is None:
+        raise IndexFileError(f"{npz_path}: array {_LABEL_SETS!r} is missing for the label names")
+    if packed.dtype != np.uint8 or packed.shape != (n, -(-len(names) // 8)):
+        raise IndexFileError(
+            f"{npz_path}: label sets are {packed.dtype} {packed.shape}, expected uint8 "
+            f"({n}, {-(-len(names) // 8)}) for {n} tiles and {len(names)} labels"
+        )
+    sets = np.unpackbits(packed, axis=1, count=len(names)).astype(bool)
+    return sets.reshape(n, len(names)), tuple(names)
 
 
 def _checked_paths(npz_path: Path, paths: list, archive_root) -> list[str]:

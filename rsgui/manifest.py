@@ -205,3 +205,52 @@ def drop_entries(root: Path, rels: list[str]) -> None:
             _save(path, trimmed)
         except OSError as e:
             log.info("cannot rewrite manifest %s: %s", path, e)
+
+
+# ---------------------------------------------------------------------------- side caches
+def side_cache_paths(root: Path, name: str) -> list[Path]:
+    """Where a cache ``name`` (``scenes-t64-s64``) of ``root`` may live: in the archive, then
+    in the user cache for a read-only archive. JSON beside an npz of the same stem."""
+    return [root / CACHE_DIR_NAME / f"{name}.json", user_cache_dir(root) / f"{name}.json"]
+
+
+def load_side_cache(root: Path, name: str, version: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) of the first valid cache ``name`` of ``root``, or ({}, {}): a scene's grid
+    and nodata screening, so a second open lists, stats and loads instead of reading pixels."""
+    for path in side_cache_paths(root, name):
+        try:
+            meta = read_json(path, what="cache")
+            if not isinstance(meta, dict) or meta.get("version") != version:
+                continue
+            arrays = load_npz(path.with_suffix(".npz"), what="cache array file")
+            if str(arrays.pop("token", "")) != meta.get("token"):
+                continue  # the two halves come from different writes
+            return meta, arrays
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return {}, {}
+
+
+def save_side_cache(
+    root: Path, name: str, version: int, meta: dict, arrays: dict[str, np.ndarray]
+) -> Path | None:
+    """Write cache ``name`` atomically (npz first, then the JSON that names its token), in the
+    archive when writable, else in the user cache. Returns where, or None."""
+    token = uuid.uuid4().hex
+    meta = {**meta, "version": version, "token": token}
+    for path in side_cache_paths(root, name):
+        if path.parent.parent == root and not archive_writable(root):
+            continue
+        try:
+            with atomic_path(path.with_suffix(".npz")) as tmp:
+                os.chmod(tmp, 0o644)
+                with open(tmp, "wb") as f:
+                    np.savez(f, token=np.array(token), **arrays)
+            with atomic_path(path) as tmp:
+                os.chmod(tmp, 0o644)
+                tmp.write_text(json.dumps(meta, separators=(",", ":")), encoding="utf-8")
+        except OSError as e:
+            log.info("cannot write cache %s: %s", path, e)
+            continue
+        return path
+    return None

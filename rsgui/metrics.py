@@ -2,6 +2,9 @@
 
 Inputs are relevance matrices: ``relevance[q, i]`` is True when the i-th result returned for query q
 (rank i + 1) is relevant, usually because it has the query's label (:func:`relevance_from_labels`).
+Multi-label archives (BigEarthNet) give each tile a label set, an (N, L) bool row: there a result
+is relevant when it shares at least one label with the query (:func:`relevance_from_label_sets`),
+and graded by the Jaccard index of the two sets (:func:`mean_jaccard_at_k`, :func:`ndcg_at_k`).
 """
 
 from __future__ import annotations
@@ -200,3 +203,167 @@ def ssm_accuracy_iou(similarity, labels, block: int = 1024) -> tuple[float, floa
     accuracy = agree / (n * (n - 1))
     iou = inter / union if union else 1.0
     return float(accuracy), float(iou)
+
+
+# -- multi-label archives (BigEarthNet) ------------------------------------------------------------
+#
+# A tile carries a set of labels, given as rows of an (N, L) bool matrix over L label names. The
+# binary relevance is the usual BigEarthNet convention: a result is relevant when it shares at
+# least one label with the query, so MAP@k, P@N and the PR curve above apply unchanged to the
+# relevance matrix of :func:`relevance_from_label_sets`. The graded relevance is the Jaccard index
+# of the two label sets, |A & B| / |A | B|: it lies in [0, 1], rewards a result whose labels are
+# exactly the query's over one that shares a label among many others, and on single-label
+# archives it is exactly the binary relevance (so the graded figures stay comparable).
+
+
+def _as_sets(sets, name: str) -> np.ndarray:
+    s = np.asarray(sets)
+    if s.ndim == 1:
+        s = s[None, :]
+    if s.ndim != 2:
+        raise ValueError(f"{name} must be (items, labels), got shape {s.shape}")
+    return s.astype(bool, copy=False)
+
+
+def shared_label_counts(query_sets, ranked_ids, db_sets) -> np.ndarray:
+    """(Q, k) int: labels shared by query q and its i-th result ``db_sets[ranked_ids[q, i]]``."""
+    q = _as_sets(query_sets, "query_sets")
+    db = _as_sets(db_sets, "db_sets")
+    ids = np.asarray(ranked_ids, dtype=np.int64)
+    if ids.ndim == 1:
+        ids = ids[None, :]
+    if q.shape[0] != ids.shape[0] or q.shape[1] != db.shape[1]:
+        raise ValueError(
+            f"{q.shape} query label sets for {ids.shape[0]} rankings over {db.shape} label sets"
+        )
+    # (Q, L) x (L, N) in float32 is exact for any realistic label count and is one BLAS call
+    shared = q.astype(np.float32) @ db.T.astype(np.float32)
+    return np.take_along_axis(shared, ids, axis=1).astype(np.int64)
+
+
+def relevance_from_label_sets(query_sets, ranked_ids, db_sets) -> np.ndarray:
+    """(Q, k) bool: the i-th result shares at least one label with query q (BigEarthNet's
+    convention). A query or tile without labels is never relevant."""
+    return shared_label_counts(query_sets, ranked_ids, db_sets) > 0
+
+
+def jaccard_from_label_sets(query_sets, ranked_ids, db_sets) -> np.ndarray:
+    """(Q, k) float64: Jaccard index |A & B| / |A | B| of query q's labels and its i-th
+    result's; 0 when both sets are empty (nothing is known to be shared)."""
+    q = _as_sets(query_sets, "query_sets")
+    db = _as_sets(db_sets, "db_sets")
+    ids = np.asarray(ranked_ids, dtype=np.int64)
+    if ids.ndim == 1:
+        ids = ids[None, :]
+    shared = shared_label_counts(q, ids, db).astype(np.float64)
+    union = q.sum(axis=1)[:, None] + db.sum(axis=1)[ids] - shared
+    return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+
+
+def n_relevant_from_label_sets(query_sets, db_sets) -> np.ndarray:
+    """(Q,) int64: archive items sharing at least one label with each query (subtract 1 for a
+    leave-one-out query with labels, which shares them with itself)."""
+    q = _as_sets(query_sets, "query_sets")
+    db = _as_sets(db_sets, "db_sets")
+    return ((q.astype(np.float32) @ db.T.astype(np.float32)) > 0).sum(axis=1).astype(np.int64)
+
+
+def _as_gains(gains, k: int | None) -> np.ndarray:
+    g = np.asarray(gains, dtype=np.float64)
+    if g.ndim == 1:
+        g = g[None, :]
+    if g.ndim != 2:
+        raise ValueError(f"gains must be (queries, ranks), got shape {g.shape}")
+    if k is not None:
+        if k <= 0:
+            raise ValueError(f"k must be positive, got {k}")
+        g = g[:, :k]
+    return g
+
+
+def mean_jaccard(jaccard, k: int | None = None) -> np.ndarray:
+    """(Q,) mean Jaccard index of each query's top k results (``k`` beyond the ranking: all)."""
+    g = _as_gains(jaccard, k)
+    if g.shape[1] == 0:
+        raise ValueError("no results")
+    return g.mean(axis=1)
+
+
+def mean_jaccard_at_k(jaccard, k: int | None = None) -> float:
+    """Mean over queries of :func:`mean_jaccard` (the graded counterpart of P@k)."""
+    v = mean_jaccard(jaccard, k)
+    if v.size == 0:
+        raise ValueError("no queries")
+    return float(v.mean())
+
+
+def _dcg(g: np.ndarray) -> np.ndarray:
+    return (g / np.log2(np.arange(2, g.shape[1] + 2, dtype=np.float64))).sum(axis=1)
+
+
+def ndcg(gains, ideal_gains, k: int | None = None) -> np.ndarray:
+    """(Q,) NDCG@k = DCG@k / IDCG@k with ``DCG@k = sum_{i <= k} gain_i / log2(i + 1)``.
+
+    ``gains`` (Q, >= k): the gain of each ranked result (here the Jaccard index of the label
+    sets, :func:`jaccard_from_label_sets`; linear, so a gain of 1 is a result with exactly the
+    query's labels). ``ideal_gains`` (Q, M): the gains of every candidate of the query, in any
+    order (the leave-one-out archive); IDCG@k is the DCG of their best k. NDCG = 0 for a query
+    no candidate has any gain for (as AP is 0 with no relevant item)."""
+    g = _as_gains(gains, k)
+    kk = g.shape[1]
+    ideal = _as_gains(ideal_gains, None)
+    if ideal.shape[0] != g.shape[0]:
+        raise ValueError(f"{ideal.shape[0]} ideal rows for {g.shape[0]} queries")
+    m = min(kk, ideal.shape[1])
+    if m < ideal.shape[1]:
+        top = -np.partition(-ideal, m - 1, axis=1)[:, :m]
+    else:
+        top = ideal
+    top = -np.sort(-top, axis=1)[:, :kk]
+    idcg = _dcg(top)
+    dcg = _dcg(g)
+    return np.divide(dcg, idcg, out=np.zeros_like(dcg), where=idcg > 0)
+
+
+def ndcg_at_k(gains, ideal_gains, k: int | None = None) -> float:
+    """Mean over queries of :func:`ndcg`."""
+    v = ndcg(gains, ideal_gains, k)
+    if v.size == 0:
+        raise ValueError("no queries")
+    return float(v.mean())
+
+
+def labelwise_ap_sums(
+    query_sets, ranked_ids, db_sets, k: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per label: (sum of AP@k, number of queries) over the queries that carry that label, where
+    a result is relevant to the label when it carries it too ('retrieved' normalisation).
+    Sums rather than means so an evaluation can add them up chunk by chunk."""
+    q = _as_sets(query_sets, "query_sets")
+    db = _as_sets(db_sets, "db_sets")
+    ids = np.asarray(ranked_ids, dtype=np.int64)
+    if ids.ndim == 1:
+        ids = ids[None, :]
+    if k is not None:
+        ids = ids[:, :k]
+    n_labels = q.shape[1]
+    sums = np.zeros(n_labels)
+    counts = np.zeros(n_labels, np.int64)
+    for j in range(n_labels):
+        rows = np.flatnonzero(q[:, j])
+        if rows.size == 0:
+            continue
+        rel = db[ids[rows], j]
+        sums[j] = average_precision(rel, None, None, "retrieved").sum()
+        counts[j] = rows.size
+    return sums, counts
+
+
+def labelwise_map(query_sets, ranked_ids, db_sets, label_names: Sequence[str], k=None) -> dict:
+    """``{label: MAP@k}`` over the queries carrying each label, relevance = the result carries
+    that label (:func:`labelwise_ap_sums`); labels no query carries are left out."""
+    sums, counts = labelwise_ap_sums(query_sets, ranked_ids, db_sets, k)
+    names = list(label_names)
+    if len(names) != sums.shape[0]:
+        raise ValueError(f"{len(names)} label names for {sums.shape[0]} labels")
+    return {names[j]: float(sums[j] / counts[j]) for j in np.argsort(names) if counts[j]}

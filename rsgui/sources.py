@@ -13,7 +13,7 @@ unchanged; :meth:`SourceReader.path_of` says which file holds it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -47,7 +47,14 @@ class OpenedSource:
     """Everything :class:`~rsgui.archive.Archive` needs to stand on a non-file-per-tile source.
 
     ``label_sets``: (N, L) bool over ``label_names`` for multi-label archives (BigEarthNet),
-    else None; single-label archives put their class in ``TileRecord.label``."""
+    else None; single-label archives put their class in ``TileRecord.label``.
+
+    ``kind``: ``{"dtype": ..., "nodata": ...}`` of the file values: it tells the archive to mask
+    invalid pixels (a scene's nodata outside the swath). ``kinds`` with ``record_kind`` (N,)
+    give one kind per record instead, for a source joining files of several kinds (scenes
+    beside tile files). A reader may also offer ``read_many(indices, band_indexes)`` ->
+    (N, len, H, W) to read a batch at once (a scene reads neighbours as one strip), and
+    ``overviews(max_side)`` for :meth:`~rsgui.archive.Archive.overviews`."""
 
     preset: str
     band_names: tuple[str, ...]
@@ -61,3 +68,6 @@ class OpenedSource:
     label_sets: np.ndarray | None = None
     cache_path: Path | None = None
     cache_hit: bool = False
+    kind: dict = field(default_factory=dict)
+    kinds: list[dict] | None = None
+    record_kind: np.ndarray | None = None

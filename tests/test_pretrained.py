@@ -81,7 +81,9 @@ def test_features_are_computed_once_then_cached(fresh, tmp_path, fake_backbone):
     drive(index_job(fresh, "pretrained", tmp_path / "a", bits=16))
     first = fake_backbone.seen
     assert first == len(fresh)
-    drive(index_job(Archive.open(fresh.root), "pretrained", tmp_path / "b", bits=32))  # another code length
+    drive(
+        index_job(Archive.open(fresh.root), "pretrained", tmp_path / "b", bits=32)
+    )  # another code length
     assert fake_backbone.seen == first  # every vector came from the cache
 
 

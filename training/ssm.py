@@ -41,12 +41,16 @@ from rsgui.atomic import atomic_path
 from rsgui.progress import Job, Progress, drive
 from training.common import ConfigMixin
 
-FEATURES = ("inception", "raw", "global", "local", "fused")
+FEATURES = ("inception", "raw", "global", "local", "fused", "pretrained")
 
 
 @dataclass
 class SSMConfig(ConfigMixin):
-    features: str = "fused"  # inception | raw | global | local | fused (local + inception)
+    # inception | raw | global | local | fused (local + inception) | pretrained (the training-free
+    # method's standardised backbone + band statistics + histograms, rsgui.encoders.pretrained).
+    # On the 311 real MS tiles (all as training set, K scaled): fused accuracy / IoU 0.919 /
+    # 0.308 in 27 s, pretrained 0.915 / 0.296 in 6 s; fused stays the default.
+    features: str = "fused"
     k1: int | None = None  # None: 500 per 5,000 tiles
     k2: int | None = None  # None: 300 per 5,000 tiles
     eta: float = 6.0  # weight of the spatial part in the fused feature

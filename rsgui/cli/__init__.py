@@ -15,7 +15,7 @@ from rsgui.errors import RsguiError
 # command name -> module under rsgui.cli that defines ``add_parser(subparsers)``; the parser's
 # ``func`` default receives the parsed arguments and returns an exit code.
 COMMAND_MODULES: tuple[str, ...] = (
-    "archive_cmds",  # archive-info, make-demo-archive
+    "archive_cmds",  # archive-info, chip, make-demo-archive
     "index_cmds",  # index, search, evaluate
     "scale_cmds",  # index-convert (and index --scheduler / --workers)
     "train_cmd",  # train

@@ -443,7 +443,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             raise ValueError("--sample picks queries itself; leave --queries out")
         import numpy as np
 
-        labelled = np.flatnonzero(index.label_ids() >= 0)
+        labelled = index.labelled_positions()  # a label, or a non-empty label set
         pick = np.random.default_rng(0).choice(labelled, min(args.sample, labelled.size), False)
         queries = sorted(int(i) for i in pick)
     n_q = len(index) if queries is None else len(queries)

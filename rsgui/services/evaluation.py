@@ -1,5 +1,10 @@
 """Retrieval quality of an index against its labels: MAP@k, P@N, class-wise MAP, PR curve.
 
+An index with label sets (a multi-label archive, BigEarthNet) is measured the BigEarthNet way: a
+result is relevant when it shares at least one label with the query (MAP@k, P@N, PR curve), and
+graded by the Jaccard index of the two label sets (mean Jaccard@k, NDCG@k with gain = Jaccard);
+per-label MAP replaces class-wise MAP (:mod:`rsgui.metrics`).
+
 Each query ranks the whole archive except itself (leave-one-out, :mod:`rsgui.ranking`), ties in
 archive order, exactly as a search would. Queries are processed in chunks so a 27,000-tile
 archive needs only a few hundred megabytes for the full rankings the precision-recall curve
@@ -23,6 +28,9 @@ from rsgui.index_store import HashIndex
 from rsgui.progress import Job, Progress, ProgressFn, drive
 
 _CHUNK_CELLS = 1 << 24  # query rows x archive size per chunk (~16 M distances)
+_MULTI_CHUNK_CELLS = 1 << 22  # label sets need a few more (c, N) arrays per chunk
+SAME_LABEL = "same label"
+SHARES_A_LABEL = "shares at least one label"
 
 
 @dataclass
@@ -36,29 +44,50 @@ class Evaluation:
     map_retrieved: dict[int, float]  # MAP@k, AP divided by the relevant results within the top k
     map_min: dict[int, float]  # MAP@k, AP divided by min(k, relevant tiles in the archive)
     precision: dict[int, float]  # P@N
-    classwise: dict[int, dict[str, float]]  # k -> class -> MAP@k ('retrieved' normalisation)
+    # k -> class -> MAP@k ('retrieved' normalisation); per label for label sets (relevant =
+    # carries that label), and class_counts then counts the queries carrying each label
+    classwise: dict[int, dict[str, float]]
     class_counts: dict[str, int]  # queries per class
     pr_cut: np.ndarray = field(repr=False)  # results retrieved at each PR point
     pr_precision: np.ndarray = field(repr=False)
     pr_recall: np.ndarray = field(repr=False)
     method: str = ""
     bits: int = 0
+    # what makes a result relevant: SAME_LABEL, or SHARES_A_LABEL for label sets
+    relevance: str = SAME_LABEL
+    mean_jaccard: dict[int, float] = field(default_factory=dict)  # k -> mean Jaccard@k (multi)
+    ndcg: dict[int, float] = field(default_factory=dict)  # k -> NDCG@k, gain = Jaccard (multi)
+
+    @property
+    def multilabel(self) -> bool:
+        """True when measured on label sets; ``classwise`` then holds per-label MAP."""
+        return self.relevance == SHARES_A_LABEL
 
     def to_markdown(self) -> str:
-        """A short report: overall figures, then a class-wise MAP table."""
+        """A short report: overall figures, then a class-wise (or per-label) MAP table."""
         lines = [
             f"Index: method {self.method}, {self.bits} bits; {self.n_queries} queries against "
             f"{self.n_database} tiles (each query excluded from its own results)",
-            "",
-            "| measure | value |",
-            "| --- | --- |",
         ]
+        if self.multilabel:
+            lines.append(
+                f"Multi-label archive: relevant = {SHARES_A_LABEL} with the query; graded "
+                "relevance = Jaccard index of the two label sets (mean Jaccard@k, NDCG@k)"
+            )
+        lines += ["", "| measure | value |", "| --- | --- |"]
         for k in self.k:
             lines.append(f"| MAP@{k} | {self.map_retrieved[k]:.4f} |")
             lines.append(f"| MAP@{k} (normalised by min(k, relevant)) | {self.map_min[k]:.4f} |")
         for n in self.n:
             lines.append(f"| P@{n} | {self.precision[n]:.4f} |")
-        lines += ["", "| class | queries | " + " | ".join(f"MAP@{k}" for k in self.k) + " |"]
+        for k in self.k if self.multilabel else ():
+            lines.append(f"| mean Jaccard@{k} | {self.mean_jaccard[k]:.4f} |")
+            lines.append(f"| NDCG@{k} (gain = Jaccard) | {self.ndcg[k]:.4f} |")
+        what = "class"
+        if self.multilabel:
+            what = "label"
+            lines += ["", "Per-label MAP: queries carrying the label; relevant = carries it too."]
+        lines += ["", f"| {what} | queries | " + " | ".join(f"MAP@{k}" for k in self.k) + " |"]
         lines.append("| --- | ---: |" + " ---: |" * len(self.k))
         for c in sorted(self.class_counts):
             vals = " | ".join(f"{self.classwise[k].get(c, 0.0):.4f}" for k in self.k)
@@ -78,21 +107,29 @@ class Evaluation:
         return Path(path)
 
     def as_dict(self) -> dict:
-        return {
+        by_class = {str(k): v for k, v in self.classwise.items()}
+        d = {
             "method": self.method,
             "bits": self.bits,
             "n_queries": self.n_queries,
             "n_database": self.n_database,
+            "relevance": self.relevance,
             "map": {str(k): v for k, v in self.map_retrieved.items()},
             "map_min": {str(k): v for k, v in self.map_min.items()},
             "precision": {str(n): v for n, v in self.precision.items()},
-            "classwise_map": {str(k): v for k, v in self.classwise.items()},
             "pr": {
                 "retrieved": self.pr_cut.tolist(),
                 "precision": self.pr_precision.tolist(),
                 "recall": self.pr_recall.tolist(),
             },
         }
+        if self.multilabel:
+            d["mean_jaccard"] = {str(k): v for k, v in self.mean_jaccard.items()}
+            d["ndcg"] = {str(k): v for k, v in self.ndcg.items()}
+            d["labelwise_map"] = by_class
+        else:
+            d["classwise_map"] = by_class
+        return d
 
 
 def evaluate(
@@ -124,6 +161,8 @@ def evaluate_job(
     size = len(index)
     if size < 2:
         raise ValueError("an index needs at least 2 tiles to be evaluated")
+    if index.multilabel:
+        return (yield from _evaluate_sets_job(index, queries, k, n, pr_step))
     ids = index.label_ids()
     if (ids < 0).all():
         raise ValueError("the index has no labels (class folders); nothing to evaluate against")
@@ -177,6 +216,91 @@ def evaluate_job(
         pr_recall=pr_r / qidx.size,
         method=index.meta.method,
         bits=index.meta.bits,
+    )
+
+
+def _evaluate_sets_job(
+    index: HashIndex,
+    queries: Sequence[str | int] | None,
+    k: tuple[int, ...],
+    n: tuple[int, ...],
+    pr_step: int | None,
+) -> Job[Evaluation]:
+    """:func:`evaluate_job` for an index with label sets: relevant = shares a label; mean
+    Jaccard@k and NDCG@k (gain = Jaccard) from the same full rankings; per-label MAP."""
+    sets = index.label_sets
+    size = len(index)
+    has = sets.any(axis=1)
+    if not has.any():
+        raise ValueError("every label set of the index is empty; nothing to evaluate against")
+    qidx = _query_positions(index, queries)
+    qidx = qidx[has[qidx]]
+    if qidx.size == 0:
+        raise ValueError("none of the queries has a label")
+    n_db = size - 1
+    if pr_step is None:
+        pr_step = min(500, max(1, n_db // 20))
+    kmax = min(max(k + n), n_db)
+    setf = sets.astype(np.float32)
+    set_size = sets.sum(axis=1).astype(np.float32)
+    n_labels = len(index.label_names)
+
+    top_rel = np.zeros((qidx.size, kmax), dtype=bool)
+    n_rel = np.zeros(qidx.size, np.int64)
+    jac = {kk: np.zeros(qidx.size) for kk in k}
+    gain = {kk: np.zeros(qidx.size) for kk in k}
+    lab_sum = {kk: np.zeros(n_labels) for kk in k}
+    lab_n = np.zeros(n_labels, np.int64)
+    cuts = metrics.pr_cut_points(n_db, pr_step)
+    pr_p = np.zeros(cuts.size)
+    pr_r = np.zeros(cuts.size)
+    rank = _ranker(index)
+    chunk = max(1, _MULTI_CHUNK_CELLS // size)
+    for a in range(0, qidx.size, chunk):
+        q = qidx[a : a + chunk]
+        b = a + len(q)
+        order = rank(q)  # (c, N - 1): the full ranking of the other tiles
+        shared = np.take_along_axis(setf[q] @ setf.T, order, axis=1)  # labels in common
+        rel = shared > 0
+        union = set_size[q][:, None] + set_size[order] - shared
+        jaccard = np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+        top_rel[a:b] = rel[:, :kmax]
+        n_rel[a:b] = rel.sum(axis=1)
+        p, r = _pr_sums(rel, n_rel[a:b], cuts, pr_step)
+        pr_p += p
+        pr_r += r
+        for kk in k:
+            jac[kk][a:b] = metrics.mean_jaccard(jaccard, kk)
+            gain[kk][a:b] = metrics.ndcg(jaccard, jaccard, kk)
+            sums, _counts = metrics.labelwise_ap_sums(sets[q], order, sets, kk)
+            lab_sum[kk] += sums
+        lab_n += sets[q].sum(axis=0)
+        yield Progress(b, qidx.size, "evaluating", stage="evaluate")
+
+    names = index.label_names
+    map_r = {kk: metrics.map_at_k(top_rel, kk, n_rel, "retrieved") for kk in k}
+    map_m = {kk: metrics.map_at_k(top_rel, kk, n_rel, "min") for kk in k}
+    prec = {nn: metrics.precision_at_n(top_rel, nn) for nn in n}
+    shown = [j for j in np.argsort(names) if lab_n[j]]
+    labelwise = {kk: {names[j]: float(lab_sum[kk][j] / lab_n[j]) for j in shown} for kk in k}
+    return Evaluation(
+        n_queries=int(qidx.size),
+        n_database=n_db,
+        k=k,
+        n=n,
+        map_retrieved=map_r,
+        map_min=map_m,
+        precision=prec,
+        classwise=labelwise,
+        class_counts={names[j]: int(lab_n[j]) for j in shown},
+        pr_cut=cuts,
+        pr_precision=pr_p / qidx.size,
+        pr_recall=pr_r / qidx.size,
+        method=index.meta.method,
+        bits=index.meta.bits,
+        relevance=SHARES_A_LABEL,
+        mean_jaccard={kk: float(v.mean()) for kk, v in jac.items()},
+        ndcg={kk: float(v.mean()) for kk, v in gain.items()},
     )
 
 

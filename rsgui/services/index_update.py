@@ -94,6 +94,8 @@ def index_changes(index: HashIndex, archive=None, deep: bool = True) -> IndexCha
         return changes
     pos_idx = np.array([index.position_of(p) for p in common], dtype=np.int64)
     old = index.tile_stats[pos_idx]
+    if deep and getattr(archive, "_reader", None) is not None:
+        deep = False  # scene windows and patch folders: their source re-stated them at open
     if deep:
         new = _fresh_stats(Path(archive.root), common)
     elif arc_stats is not None:
@@ -161,7 +163,10 @@ def update_index_job(
     check_encoder(archive, encoder)
     yield Progress(0, None, "checking which tiles changed", stage="check")
     rels = [r.path for r in archive.records]
-    stats = _fresh_stats(Path(archive.root), rels)
+    if getattr(archive, "_reader", None) is not None:  # a scene or per-band product
+        stats = archive.tile_stats()
+    else:
+        stats = _fresh_stats(Path(archive.root), rels)
     if hasattr(archive, "note_checks"):
         archive.note_checks(stats[:, 2].clip(0))  # its scan may trust stale offsets
     changes = index_changes(index, archive, deep=False)
@@ -194,6 +199,9 @@ def update_index_job(
     new_meta = replace(meta, created=datetime.now(UTC).isoformat(timespec="seconds"))
     labels = [r.label for r in archive.records]
     kw = {"codes": out} if binary else {"features": out}
+    if getattr(archive, "label_sets", None) is not None:
+        kw["label_sets"] = archive.label_sets  # rows in record order, as rels
+        kw["label_names"] = archive.label_names
     updated = HashIndex(new_meta, rels, labels, extra_arrays=index.extra_arrays,
                         tile_stats=stats, **kw)  # fmt: skip
     path = updated.save(npz)

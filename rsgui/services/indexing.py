@@ -228,6 +228,8 @@ def build_index_job(archive, encoder, batch_size: int = 256, model_path=None) ->
         index_meta(archive, encoder, model_path),
         extra_arrays=extra,
         tile_stats=stats,
+        label_sets=getattr(archive, "label_sets", None),
+        label_names=getattr(archive, "label_names", ()),
     )
 
 

@@ -1,4 +1,8 @@
-"""Archive browser: a virtualised thumbnail grid with class filter, name search and tile details."""
+"""Archive browser: a virtualised thumbnail grid with class filter, name search and tile details.
+
+A multi-label archive (BigEarthNet: ``archive.label_sets``) filters by label instead, a tile
+showing under every label it carries, and its details list all its labels.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import html
 import logging
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QModelIndex, QPoint, Qt
 from PySide6.QtWidgets import (
     QComboBox,
@@ -35,6 +40,35 @@ from rsgui.app.thumbnails import (
 
 log = logging.getLogger(__name__)
 ALL_CLASSES = "All classes"
+ALL_LABELS = "All labels"
+
+
+def tile_labels(archive) -> list[tuple[str, ...]]:
+    """Every record's labels: all of a multi-label tile's (in label-name order), else its class
+    (or none). Vectorised: 590,000 BigEarthNet patches take a fraction of a second."""
+    sets = getattr(archive, "label_sets", None)
+    names = tuple(getattr(archive, "label_names", ()) or ())
+    if sets is None or not names:
+        return [(r.label,) if r.label is not None else () for r in archive.records]
+    rows, cols = np.nonzero(np.asarray(sets, bool))
+    per_row = np.split(cols, np.searchsorted(rows, np.arange(1, len(archive.records))))
+    return [tuple(names[j] for j in c) for c in per_row]
+
+
+def label_counts(archive) -> dict[str, int]:
+    """Tiles per label of a multi-label archive, per class otherwise; in name order."""
+    sets = getattr(archive, "label_sets", None)
+    names = tuple(getattr(archive, "label_names", ()) or ())
+    if sets is not None and names:
+        n = np.asarray(sets, bool).sum(axis=0)
+        return {names[j]: int(n[j]) for j in sorted(range(len(names)), key=names.__getitem__)}
+    return archive.class_counts() if archive.classes else {}
+
+
+def _is_multilabel(archive) -> bool:
+    return getattr(archive, "label_sets", None) is not None and bool(
+        getattr(archive, "label_names", ())
+    )
 
 
 def archive_loader(state: AppState):
@@ -61,7 +95,8 @@ class BrowserPanel(QWidget):
         self.cache = cache or ThumbnailCache(parent=self)
         self.model = TileListModel(self.cache, archive_loader(state), self)
         self._rows_for: object | None = None
-        self._all_rows: list[tuple[TileItem, str, str | None]] = []
+        self._all_rows: list[tuple[TileItem, str, tuple[str, ...]]] = []
+        self._labels: list[tuple[str, ...]] = []  # per archive record, built with the rows
 
         self.find_edit = QLineEdit(placeholderText="Find by file name…", clearButtonEnabled=True)
         self.find_edit.setObjectName("findEdit")
@@ -115,8 +150,9 @@ class BrowserPanel(QWidget):
         self.class_combo.blockSignals(True)
         self.class_combo.clear()
         if archive is not None:
-            counts = archive.class_counts() if archive.classes else {}
-            self.class_combo.addItem(f"{ALL_CLASSES} ({len(archive)})", None)
+            counts = label_counts(archive)
+            everything = ALL_LABELS if _is_multilabel(archive) else ALL_CLASSES
+            self.class_combo.addItem(f"{everything} ({len(archive)})", None)
             for cls, n in counts.items():
                 self.class_combo.addItem(f"{cls} ({n})", cls)
             self.class_combo.setEnabled(bool(counts))
@@ -136,23 +172,24 @@ class BrowserPanel(QWidget):
     def _find_changed(self, _text: str = "") -> None:
         self.apply_filter()
 
-    def _rows(self) -> list[tuple[TileItem, str, str | None]]:
-        """Every tile's row with its lower-case file name and class, built once per archive so that
-        filtering while typing only selects (a few ms for 27,000 tiles)."""
+    def _rows(self) -> list[tuple[TileItem, str, tuple[str, ...]]]:
+        """Every tile's row with its lower-case file name and labels, built once per archive so
+        that filtering while typing only selects (a few ms for 27,000 tiles)."""
         archive = self.state.archive
         if self._rows_for is not archive:
             root = str(archive.root)
+            self._labels = labels = tile_labels(archive)
             # natural order (_1, _2, ..., _10), not the archive's text order (_1, _10, _100)
             records = sorted(archive.records, key=lambda rec: natural_key(rec.path))
             self._all_rows = [
                 (
                     TileItem(
                         key=("a", rec.index), title=name, archive_index=rec.index,
-                        path=f"{root}/{rec.path}", tooltip=f"{rec.path}\nclass: {rec.label or '—'}",
+                        path=f"{root}/{rec.path}", tooltip=_tooltip(rec, labels[rec.index]),
                         elide_prefix=class_prefix(name, rec.label),
                     ),
                     name.lower(),
-                    rec.label,
+                    labels[rec.index],
                 )
                 for rec in records
                 for name in (rec.path.rsplit("/", 1)[-1],)
@@ -171,8 +208,8 @@ class BrowserPanel(QWidget):
         needle = self.find_edit.text().strip().lower()
         items = [
             item
-            for item, low, label in self._rows()
-            if (cls is None or label == cls) and (not needle or needle in low)
+            for item, low, labels in self._rows()
+            if (cls is None or cls in labels) and (not needle or needle in low)
         ]
         self.model.set_items(items)
         self.count_label.setText(f"{len(items)} of {len(archive)} tiles")
@@ -210,10 +247,18 @@ class BrowserPanel(QWidget):
         archive = self.state.archive
         rec = archive.records[i]
         geo = rec.georef
+        if self._rows_for is not archive:
+            self._rows()
+        labels = self._labels[i] if i < len(self._labels) else ()
+        if _is_multilabel(archive):
+            shown = "<br>".join(html.escape(lab) for lab in labels) or "—"
+            label_row = (f"Labels ({len(labels)})", shown)
+        else:
+            label_row = ("Class", html.escape(rec.label or "—"))
         rows = [
             ("File", html.escape(rec.path)),
             ("Folder", html.escape(str(Path(archive.root)))),
-            ("Class", html.escape(rec.label or "—")),
+            label_row,
             ("Size", f"{rec.width} × {rec.height} pixels, {rec.count} bands"),
             ("Bands", " ".join(archive.band_names)),
             ("CRS", html.escape(_short_crs(geo.crs))),
@@ -244,6 +289,12 @@ class BrowserPanel(QWidget):
 
     def details_text(self) -> str:
         return self.details.toPlainText()
+
+
+def _tooltip(rec, labels: tuple[str, ...]) -> str:
+    if len(labels) > 1 or (labels and rec.label is None):
+        return f"{rec.path}\nlabels: {', '.join(labels)}"
+    return f"{rec.path}\nclass: {rec.label or '—'}"
 
 
 def class_prefix(name: str, label: str | None) -> str:

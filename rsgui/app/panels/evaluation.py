@@ -3,7 +3,8 @@
 Pick one or several indexes (checkable list), evaluate them in a worker (every tile a query,
 leave-one-out, :func:`rsgui.services.evaluation.evaluation_job`), and compare: precision-recall
 curves overlaid, MAP@k and P@N in a table, class-wise MAP as grouped horizontal bars (class names
-on the axis).
+on the axis). Indexes of a multi-label archive (BigEarthNet) add mean Jaccard@k and NDCG@k
+columns, count a result relevant when it shares a label with the query, and plot per-label MAP.
 """
 
 from __future__ import annotations
@@ -287,9 +288,10 @@ class EvaluationPanel(ShowsErrors, QWidget):
         self.set_results(results)
         if results:
             e = results[0].evaluation
+            how = f" · relevant = {e.relevance}" if e.multilabel else ""
             self.status.setText(
                 f"{len(results)} index(es) evaluated · {e.n_queries} queries, each against the "
-                f"other {e.n_database} tiles"
+                f"other {e.n_database} tiles{how}"
             )
         self.evaluated.emit(results)
 
@@ -331,6 +333,9 @@ class EvaluationPanel(ShowsErrors, QWidget):
         ns = sorted({n for r in self.results for n in r.evaluation.n})
         headers = ["Index", "Method", "Bits", "Queries"]
         headers += [f"MAP@{k}" for k in ks] + [f"P@{n}" for n in ns]
+        multi = any(r.evaluation.multilabel for r in self.results)
+        if multi:  # graded figures of label sets; blank for a single-label index beside them
+            headers += [f"Jaccard@{k}" for k in ks] + [f"NDCG@{k}" for k in ks]
         self.table_model.clear()
         self.table_model.setHorizontalHeaderLabels(headers)
         for r in self.results:
@@ -338,8 +343,11 @@ class EvaluationPanel(ShowsErrors, QWidget):
             row = [r.name, e.method, str(e.bits), str(e.n_queries)]
             row += [_fmt(e.map_retrieved.get(k)) for k in ks]
             row += [_fmt(e.precision.get(n)) for n in ns]
+            if multi:
+                row += [_fmt(e.mean_jaccard.get(k)) for k in ks]
+                row += [_fmt(e.ndcg.get(k)) for k in ks]
             items = [QStandardItem(text) for text in row]
-            items[0].setToolTip(str(r.path))
+            items[0].setToolTip(f"{r.path}\nrelevant = {e.relevance}")
             for item in items[2:]:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.table_model.appendRow(items)
@@ -376,7 +384,8 @@ class EvaluationPanel(ShowsErrors, QWidget):
         )
         self.class_plot.setYRange(-0.6, len(classes) - 0.4, padding=0)
         self.class_plot.setXRange(0, 1, padding=0.02)
-        self.class_plot.setTitle(f"Class-wise MAP@{k}")
+        multi = any(r.evaluation.multilabel for r in self.results)
+        self.class_plot.setTitle(f"Per-label MAP@{k}" if multi else f"Class-wise MAP@{k}")
         self.class_names = classes
 
     # --- export --------------------------------------------------------------------------
@@ -407,7 +416,8 @@ class EvaluationPanel(ShowsErrors, QWidget):
         self.cancel_btn.setEnabled(running)
         self.export_btn.setEnabled(bool(self.results) and not running)
         archive = getattr(self.state, "archive", None)
-        if archive is not None and not getattr(archive, "classes", ()):
+        multilabel = getattr(archive, "label_sets", None) is not None
+        if archive is not None and not multilabel and not getattr(archive, "classes", ()):
             self.hint.setText("This archive has no class folders: indexes of it cannot be "
                               "evaluated (retrieval quality needs labels).")  # fmt: skip
         elif self.index_list.count() == 0:
