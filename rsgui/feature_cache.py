@@ -5,8 +5,7 @@ fitting, indexing, re-indexing at another code length and training on frozen fea
 from the same vectors. A cache file holds, for one extractor setting (its ``key``, any JSON
 dict), the archive-relative path, the (size, mtime_ns, content check) of each tile when it was
 read and its feature vector (float16: a 1,280 + 100-d vector of 27,000 tiles is 75 MB). A tile
-whose file changed since is computed again; tiles that left the archive are dropped on the next
-write. The file is one ``.npz`` written atomically, read with size checks and without pickle,
+whose file changed since is computed again; its new vector replaces the old one. The file is one ``.npz`` written atomically, read with size checks and without pickle,
 in the archive's index folder (``features/``) or the user cache when the archive is read-only.
 """
 
@@ -60,16 +59,26 @@ class FeatureCache:
         return feats, hit
 
     def store(self, paths: list[str], stats: np.ndarray, features: np.ndarray) -> None:
-        """Write the vectors of these tiles (the archive's whole list: others are dropped)."""
+        """Write the vectors of these tiles, keeping those of other tiles already cached (a
+        split's queries and archive part are stored in turn)."""
         features = np.asarray(features, np.float32)
+        stats = np.asarray(stats, np.int64).reshape(len(paths), -1)
         if features.shape != (len(paths), self.dim):
             raise ValueError(f"features {features.shape} for {len(paths)} tiles of {self.dim}")
+        old = self._load(len(paths))
+        if old is not None:
+            mine = set(paths)
+            keep = [i for i, p in enumerate(old["paths"].tolist()) if p not in mine]
+            if keep and old["stats"].shape[1] == stats.shape[1]:
+                paths = list(paths) + [old["paths"][i] for i in keep]
+                stats = np.concatenate([stats, old["stats"][keep]])
+                features = np.concatenate([features, old["features"][keep].astype(np.float32)])
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path, ".npz") as tmp, open(tmp, "wb") as f:
             np.savez(
                 f,
                 paths=np.asarray(paths, dtype=str),
-                stats=np.asarray(stats, np.int64).reshape(len(paths), -1),
+                stats=stats,
                 features=features.astype(np.float16),
                 key=np.frombuffer(json.dumps(self.key, default=str).encode(), np.uint8),
             )
@@ -77,8 +86,9 @@ class FeatureCache:
     def _load(self, n_tiles: int) -> dict[str, np.ndarray] | None:
         if not self.path.is_file():
             return None
-        # bounded by what this archive could need: a file claiming far more is not ours
-        limit = 4 * (max(n_tiles, 1000) * (self.dim * 2 + 8 * 3 + 4 * 1024)) + (1 << 20)
+        # bounded by what an archive of this size could need (paths up to 512 characters):
+        # a file claiming far more is not ours and is never allocated
+        limit = max(2 * n_tiles, 200_000) * (self.dim * 2 + 8 * 3 + 4 * 512) + (1 << 20)
         try:
             d = load_npz(self.path, max_bytes=limit, what="feature cache")
         except ValueError:

@@ -55,22 +55,39 @@ def tiny_everything(monkeypatch):
     monkeypatch.setattr(inc, "load_inception", fake_inception)
 
 
-def test_ch5_quick_run_writes_everything(tmp_path, demo_archive, tiny_everything):
+@pytest.mark.parametrize(
+    ("bands", "expected", "absent"),
+    [
+        (None, ("gan-rgb (non-bin)", "gan-ms (non-bin)", "uahm (bin)", "uahm-improved (bin)",
+                "dhnn-ms (bin)", "spectral (bin)", "pretrained (bin)"), ()),
+        ("rgb", ("gan-rgb (non-bin)", "uahm (bin)", "uahm-improved (bin)", "dhnn-ms (bin)",
+                 "spectral (bin)", "pretrained (bin)"), ("gan-ms (non-bin)",)),
+    ],
+)  # fmt: skip
+def test_ch5_quick_run_writes_everything(tmp_path, demo_archive, tiny_everything, bands,
+                                         expected, absent):  # fmt: skip
+    pytest.importorskip("efficientnet_lite_pytorch")
     out = tmp_path / "ch5"
     args = argparse.Namespace(archive=str(demo_archive), out=str(out), preset="quick", steps=2,
-                              bits="8", device="cpu", seed=0)  # fmt: skip
+                              bits="8", device="cpu", seed=0, bands=bands)  # fmt: skip
     assert experiment.run(args) == 0
     for name in ("map.csv", "precision.csv", "classwise.csv", "ssm.csv", "pr.csv", "pr.png",
                  "report.md", "results.json"):  # fmt: skip
         assert (out / name).is_file(), name
     rows = list(csv.reader((out / "map.csv").open()))
     models = [r[0] for r in rows[1:]]
-    for m in ("gan-rgb (non-bin)", "gan-ms (non-bin)", "uahm (bin)", "uahm-improved (bin)",
-              "dhnn-ms (bin)", "spectral (bin)"):  # fmt: skip
-        assert m in models
+    assert set(expected) <= set(models) and not set(absent) & set(models)
+    assert list((out / "features").glob("*.npz"))  # backbone vectors kept for a second run
     assert all(0 <= float(v) <= 1 for r in rows[1:] for v in r[1:])
     ssm_rows = [r[0] for r in csv.reader((out / "ssm.csv").open())][1:]
     assert ssm_rows[:4] == ["inception", "raw", "local", "fused"]
     report = (out / "report.md").read_text()
     assert "MAP@100" in report and "Precision@20" in report
     assert not list(out.rglob("*.tmp*"))  # atomic writes left nothing behind
+
+
+def test_ch5_refuses_other_band_sets(tmp_path, demo_archive):
+    args = argparse.Namespace(archive=str(demo_archive), out=str(tmp_path), preset="quick",
+                              steps=1, bits="8", device="cpu", seed=0, bands="all")  # fmt: skip
+    with pytest.raises(ValueError, match="ms10 or rgb"):
+        experiment.run(args)

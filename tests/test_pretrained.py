@@ -113,6 +113,14 @@ def test_a_damaged_cache_is_a_miss_not_an_error(tmp_path, damage):
     assert not hit.any()
 
 
+def test_storing_some_tiles_keeps_the_others(tmp_path):
+    cache = FeatureCache(tmp_path, {"k": 1}, dim=2)
+    cache.store(["a", "b"], np.zeros((2, 3)), [[1, 1], [2, 2]])
+    cache.store(["c", "a"], np.ones((2, 3)), [[3, 3], [4, 4]])  # a changed, c new
+    feats, hit = cache.lookup(["a", "b", "c"], np.array([[1, 1, 1], [0, 0, 0], [1, 1, 1]]))
+    assert hit.all() and feats[:, 0].tolist() == [4, 2, 3]
+
+
 def test_a_cache_of_another_setting_is_not_used(tmp_path):
     FeatureCache(tmp_path, {"k": 1}, dim=4).store(["a"], np.zeros((1, 3)), np.ones((1, 4)))
     _, hit = FeatureCache(tmp_path, {"k": 2}, dim=4).lookup(["a"], np.zeros((1, 3)))

@@ -31,7 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--index", default=None, help="feedback: the index to search (else built)")
-    p.add_argument("--bands", default=None, help="feedback: band set of the index it builds")
+    p.add_argument(
+        "--bands",
+        default=None,
+        help="feedback: band set of the index it builds; thesis-ch5: ms10 or rgb (default: ms10 when the archive has it)",
+    )
     p.add_argument(
         "--queries-per-class", type=int, default=None, help="feedback: queries per class (100)"
     )

@@ -273,18 +273,23 @@ class PretrainedEncoder:
                     low, high, np.zeros(0), np.zeros(0), cache_dir=cache_dir)  # fmt: skip
         raw = yield from archive_features_job(probe, archive, batch_size=batch_size)
         yield Progress(0, 1, "fitting PCA + ITQ", stage="fit")
-        fit_raw = raw[chosen]
-        mean = fit_raw.mean(axis=0)
-        std = fit_raw.std(axis=0) + 1e-6
-        enc = cls(band_names, archive.normalisation, settings, tuple(archive.tile_shape),
-                  low, high, mean, std, cache_dir=cache_dir)  # fmt: skip
-        enc.projection = ItqProjection.fit(
-            enc.standardise(fit_raw), bits, seed=settings.seed, n_iter=settings.itq_iterations
-        )
-        enc.bits = enc.projection.bits
-        enc.n_fit_tiles = len(chosen)
+        enc = probe.fit_on_features(raw[chosen], bits)
         enc._last_features = (id(archive), raw)  # indexing right after fitting reuses them
         yield Progress(1, 1, "fitted PCA + ITQ", stage="fit")
+        return enc
+
+    def fit_on_features(self, raw: np.ndarray, bits: int) -> PretrainedEncoder:
+        """A fitted encoder of the same band limits: standardisation and PCA + ITQ on these
+        (N, dim) raw features (an experiment fits several code lengths on one extraction)."""
+        raw = np.asarray(raw, np.float32)
+        enc = type(self)(self.band_names, self.normalisation, self.settings, self.tile_shape,
+                         self.band_low, self.band_high, raw.mean(axis=0), raw.std(axis=0) + 1e-6,
+                         cache_dir=self.cache_dir)  # fmt: skip
+        enc.projection = ItqProjection.fit(
+            enc.standardise(raw), bits, seed=self.settings.seed, n_iter=self.settings.itq_iterations
+        )
+        enc.bits = enc.projection.bits
+        enc.n_fit_tiles = len(raw)
         return enc
 
     # -- persistence (inside an index) -----------------------------------------------------------

@@ -7,7 +7,11 @@ a third of each class (``min(100, ceil(n_class / 3))``) and the training set tak
 tiles (311 tiles: about 10 queries and all ~20 archive tiles per class for training).
 
 Trains gan-rgb, gan-ms, uahm (the method's variant, and the improved one) and dhnn-ms at each
-code length, plus the training-free spectral baseline fitted on the archive, then writes to
+code length, plus the two training-free methods (``spectral`` and ``pretrained``) fitted on the
+archive part only. ``--bands rgb`` runs the protocol on the true-colour bands (an RGB archive
+such as EuroSAT's JPEG release): DHNN and UAHM see three bands and GAN-MS is left out. The
+pretrained method's backbone vectors are kept in ``--out``/features, so a second run reuses
+them. Then it writes to
 ``--out``: ``map.csv`` (MAP@100), ``precision.csv`` (P@20), ``classwise.csv`` (class-wise
 MAP@100 at the longest code), ``ssm.csv`` (similarity matrix accuracy / IoU, Table 5.6),
 ``pr.csv`` + ``pr.png`` (precision-recall), ``results.json`` and ``report.md``.
@@ -38,14 +42,27 @@ THESIS_MAP = {
 }  # fmt: skip
 THESIS_SSM = {"inception": (0.8899, 0.1626), "raw": (0.8884, 0.0853),
               "local": (0.8894, 0.1071), "fused": (0.8948, 0.1628)}  # fmt: skip
-# (row name, method, variant, band set)
+# (row name, method, variant, band set); "bands": the experiment's band set (--bands)
 MODELS = (
     ("gan-rgb", "gan-rgb", "thesis", "rgb"),
     ("gan-ms", "gan-ms", "thesis", "ms10"),
-    ("dhnn-ms", "dhnn-ms", "thesis", "ms10"),
-    ("uahm", "uahm", "thesis", "ms10"),
-    ("uahm-improved", "uahm", "improved", "ms10"),
+    ("dhnn-ms", "dhnn-ms", "thesis", "bands"),
+    ("uahm", "uahm", "thesis", "bands"),
+    ("uahm-improved", "uahm", "improved", "bands"),
 )
+
+
+def models_for(bands: str) -> list[tuple[str, str, str, str]]:
+    """The models of the protocol on ``bands`` (ms10, or rgb for an RGB archive, where the
+    ten-band GAN-MS has no input and DHNN and UAHM see the three bands)."""
+    out = []
+    for row, method, variant, bandset in MODELS:
+        if bands == "rgb" and bandset == "ms10":
+            continue
+        out.append((row, method, variant, bands if bandset == "bands" else bandset))
+    return out
+
+
 QUICK_STEPS = 100  # per model in the quick preset (15 models)
 
 
@@ -83,6 +100,7 @@ def scores(order, q_labels, db_labels, classes, k=100, n=20, pr_step=None) -> di
 
 def run(args: argparse.Namespace) -> int:
     from rsgui.archive import Archive
+    from rsgui.bands import BAND_SETS, resolve_band_set
     from rsgui.cli.progress import ProgressBar
     from rsgui.encoders.registry import method as method_spec
     from rsgui.services.similarity import archive_features
@@ -100,6 +118,11 @@ def run(args: argparse.Namespace) -> int:
     archive = Archive.open(args.archive)
     if not archive.classes or (archive.labels < 0).any():
         raise ValueError(f"{archive.root}: the protocol needs a labelled archive (class folders)")
+    has_ms = all(b in archive.band_names for b in BAND_SETS["ms10"])
+    bands = getattr(args, "bands", None) or ("ms10" if has_ms else "rgb")
+    if bands not in ("ms10", "rgb"):
+        raise ValueError(f"thesis-ch5 runs on --bands ms10 or rgb, not {bands!r}")
+    resolve_band_set(bands, archive.band_names)  # names the missing bands
     labels = archive.labels
     q_idx, a_idx, t_idx = split(labels, args.seed)
     classes = archive.classes
@@ -115,11 +138,17 @@ def run(args: argparse.Namespace) -> int:
     tl = labels[t_idx]
     ssm_rows, ssms = [], {}
     _, _, base = preset_config("uahm", args.preset, len(t_idx), variant="thesis")
+    base.spectral_bands = bands
     with ProgressBar("features") as bar:
         parts = drive(archive_features(archive, t_idx, base, device), _bar(bar))
-        raw = drive(archive_features(archive, t_idx, SSMConfig(features="raw"), device))
+        raw = drive(
+            archive_features(
+                archive, t_idx, SSMConfig(features="raw", spectral_bands=bands), device
+            )  # fmt: skip
+        )
         raw = raw["spectral"]
     _, _, improved_ssm_cfg = preset_config("uahm", args.preset, len(t_idx), variant="improved")
+    improved_ssm_cfg.spectral_bands = bands
     parts_imp = parts
     if improved_ssm_cfg.to_dict() != base.to_dict():  # same features: reuse them
         with ProgressBar("features (improved)") as bar:
@@ -150,9 +179,8 @@ def run(args: argparse.Namespace) -> int:
     timings: dict[str, float] = {}
     normalisation = archive.normalisation.to_dict()
     tiles_cache: dict[str, tuple] = {}
-    for bandset in ("rgb", "ms10"):
-        from rsgui.bands import resolve_band_set
-
+    models = models_for(bands)
+    for bandset in dict.fromkeys(b for *_, b in models):
         names = resolve_band_set(bandset, archive.band_names)
         tiles_cache[bandset] = (
             names,
@@ -160,8 +188,11 @@ def run(args: argparse.Namespace) -> int:
             drive(read_tiles(archive, q_idx, names)),
             drive(read_tiles(archive, a_idx, names)),
         )
+    pretrained = _pretrained_features(archive, a_idx, q_idx, bands, out, say, timings)
+    from rsgui.encoders.spectral import SpectralEncoder
+
     for bits in bits_list:
-        for row, method, variant, bandset in MODELS:
+        for row, method, variant, bandset in models:
             names, train_x, q_x, a_x = tiles_cache[bandset]
             model_cfg, settings, _ = preset_config(
                 method, args.preset, len(t_idx), bits=bits, channels=len(names),
@@ -195,16 +226,25 @@ def run(args: argparse.Namespace) -> int:
                 results.setdefault(row + " (non-bin)", {})[bits] = res2
             say(f"{row} {bits} bits: MAP@100 {res['map']:.4f} P@20 {res['p']:.4f} "
                 f"({timings[f'{row}-{bits}']:.0f} s)")  # fmt: skip
-        # spectral baseline
-        from rsgui.encoders.spectral import SpectralEncoder
-
+        # the training-free baselines, fitted on the archive part only (queries never seen)
+        _, _, q_x, a_x = tiles_cache[bands]
         sub = _Subset(archive, a_idx)
-        enc = SpectralEncoder.fit(sub, "ms10", bits)
-        _, _, q_x, a_x = tiles_cache["ms10"]
+        t0 = time.perf_counter()
+        enc = SpectralEncoder.fit(sub, bands, bits)
         qc, ac = enc.encode(q_x.astype(np.float32)), enc.encode(a_x.astype(np.float32))
+        timings[f"spectral-{bits}"] = time.perf_counter() - t0
         res = scores(ranking.rank(qc, ac, True), labels[q_idx], labels[a_idx], classes)
         results.setdefault("spectral (bin)", {})[bits] = res
         say(f"spectral {bits} bits: MAP@100 {res['map']:.4f} P@20 {res['p']:.4f}")
+        if pretrained is not None:
+            t0 = time.perf_counter()
+            fitted = pretrained[0].fit_on_features(pretrained[2], bits)
+            qc = fitted.projection.transform(fitted.standardise(pretrained[1]))
+            ac = fitted.projection.transform(fitted.standardise(pretrained[2]))
+            timings[f"pretrained-{bits}"] = time.perf_counter() - t0
+            res = scores(ranking.rank(qc, ac, True), labels[q_idx], labels[a_idx], classes)
+            results.setdefault("pretrained (bin)", {})[bits] = res
+            say(f"pretrained {bits} bits: MAP@100 {res['map']:.4f} P@20 {res['p']:.4f}")
 
     total_s = time.perf_counter() - t_start
     _write_outputs(out, results, ssm_rows, bits_list, classes, args, k1, k2,
@@ -222,6 +262,30 @@ def _bar(bar):
     return show
 
 
+def _pretrained_features(archive, a_idx, q_idx, bands, out, say, timings):
+    """(encoder with band limits of the archive part, query features, archive features) of the
+    training-free ``pretrained`` method, backbone vectors cached under ``out/features`` (a
+    second run reuses them); None when its backbone is not installed."""
+    from rsgui.encoders.pretrained import PretrainedEncoder, archive_features_job
+    from rsgui.errors import BackboneUnavailable
+    from rsgui.progress import drive
+
+    t0 = time.perf_counter()
+    try:
+        probe = drive(PretrainedEncoder.fit_job(_Subset(archive, a_idx), bands, bits=1,
+                                                cache_dir=out / "features"))  # fmt: skip
+    except BackboneUnavailable as e:
+        say(f"pretrained: skipped ({e})")
+        return None
+    raw_a = probe._last_features[1]
+    raw_q = drive(archive_features_job(probe, _Subset(archive, q_idx)))
+    timings["pretrained-features"] = time.perf_counter() - t0
+    say(
+        f"pretrained features of {len(a_idx) + len(q_idx)} tiles: {timings['pretrained-features']:.0f} s"
+    )
+    return probe, raw_q, raw_a
+
+
 class _Subset:
     """The archive restricted to some records, for fitting the spectral baseline on the archive
     part of the split only (queries never seen)."""
@@ -233,9 +297,13 @@ class _Subset:
         self.normalisation = archive.normalisation
         self.tile_shape = archive.tile_shape
         self.root = archive.root
+        self.records = [archive.records[i] for i in self._idx]
 
     def __len__(self) -> int:
         return len(self._idx)
+
+    def tile_stats(self) -> np.ndarray:
+        return np.asarray(self._a.tile_stats())[self._idx]
 
     def read(self, indices, bands="all"):
         return self._a.read(self._idx[np.atleast_1d(np.asarray(indices))], bands)
