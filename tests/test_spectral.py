@@ -12,6 +12,7 @@ from rsgui.encoders import Encoder
 from rsgui.encoders.spectral import SpectralEncoder, SpectralSettings
 from rsgui.errors import MissingBandsError
 from rsgui.index_store import HashIndex
+from rsgui.progress import drive
 from rsgui.services.evaluation import evaluate
 from rsgui.services.indexing import build_index, build_index_job
 from rsgui.services.search import encode_query, encoder_for_index
@@ -96,10 +97,21 @@ def test_progress_and_cancel(archive):
     with pytest.raises(StopIteration):
         next(job)
     enc = SpectralEncoder.fit(archive, "rgb", 8)
-    job = build_index_job(archive, enc, batch_size=16)
+    # right after the fit, indexing reuses the features of its pass: nothing is read again
+    once = [p for p in build_index_job(archive, enc, batch_size=16) if p.stage == "encode"]
+    assert [(p.done, p.total) for p in once] == [(len(archive), len(archive))]
+    job = build_index_job(archive, enc, batch_size=16)  # a second index reads batch by batch
     first = next(job)
     assert first.stage == "encode" and first.done == 16 and first.total == len(archive)
     job.close()
+
+
+def test_one_pass_gives_the_same_codes_as_reading_again(archive):
+    enc = SpectralEncoder.fit(archive, "ms10", 32)
+    reused = drive(enc.archive_codes_job(archive))
+    fresh = drive(enc.archive_codes_job(archive))  # the stash is used once; this one reads
+    np.testing.assert_array_equal(reused > 0, fresh > 0)
+    np.testing.assert_allclose(reused, fresh, atol=1e-5)
 
 
 def test_refusals(archive):

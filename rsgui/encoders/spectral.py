@@ -52,6 +52,9 @@ _PREFIX = "spectral_"
 # Tiles whose pixels give the per-band stretch limits (a random subset of the fitting tiles).
 _STRETCH_TILES = 1000
 _STRETCH_PIXELS_PER_TILE = 256
+# Keep every tile's features from the fit for indexing when they take at most this (1.6 million
+# tiles of 10 bands x 16 bins).
+_ONE_PASS_MAX_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -174,18 +177,45 @@ class SpectralEncoder:
             )
 
         probe = cls._unfitted(band_names, archive.normalisation, settings, tile_shape, low, high)
+        # One pass over the whole archive when its features fit in memory: the fit uses the
+        # rows of the chosen tiles and indexing right after reuses all of them, so each tile is
+        # read once (random reads of the fitting tiles cost a scene twice its reading time).
+        one_pass = n * probe.projection.dim * 4 <= _ONE_PASS_MAX_BYTES
+        wanted = np.arange(n) if one_pass else chosen
         feats, done = [], 0
         for batch in archive.iter_batches(
-            bands=list(band_names), batch_size=batch_size, indices=chosen
+            bands=list(band_names), batch_size=batch_size, indices=wanted
         ):
             feats.append(probe.features(batch.pixels, batch.valid))
             done += len(batch.pixels)
-            yield Progress(done, total, "fitting spectral features", stage="fit")
+            yield Progress(done, len(wanted), "spectral features", stage="fit")
         x = np.concatenate(feats)
-        projection = ItqProjection.fit(x, bits, seed=settings.seed, n_iter=settings.itq_iterations)
-        return cls(
+        fit_x = x[chosen] if one_pass else x
+        projection = ItqProjection.fit(
+            fit_x, bits, seed=settings.seed, n_iter=settings.itq_iterations
+        )
+        enc = cls(
             band_names, projection, archive.normalisation, settings, tile_shape, low, high, total
         )
+        if one_pass:
+            enc._last_features = (id(archive), len(archive), x)
+        return enc
+
+    def archive_codes_job(self, archive, batch_size: int = 256) -> Job[np.ndarray]:
+        """Codes of every tile of ``archive``: from the features of the fit's pass when it just
+        read them all, else batch by batch."""
+        last = getattr(self, "_last_features", None)
+        if last is not None and last[0] == id(archive) and last[1] == len(archive):
+            self._last_features = None  # used once: a later call reads the tiles afresh
+            return self.projection.transform(last[2])
+        from rsgui.encoders import encode_batch
+
+        out, done = [], 0
+        for batch in archive.iter_batches(list(self.band_names), batch_size):
+            out.append(encode_batch(self, batch))
+            done += len(batch.pixels)
+            yield Progress(done, len(archive), "encoding with spectral", stage="encode")
+        return np.concatenate(out) if out else np.zeros((0, self.bits), np.float32)
 
     @classmethod
     def _unfitted(cls, band_names, normalisation, settings, tile_shape, low, high):
