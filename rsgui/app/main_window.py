@@ -1,8 +1,9 @@
 """The main window: a welcome page until an archive is open, then the workspace.
 
-Workspace: tabs (Archive, Search, Evaluation, Training, GAN samples) with the composite viewer in
-a dock beside them and a notification area below. Panels are created when first shown, so the
-window appears fast and a panel that cannot be loaded becomes a message, not a failed start.
+Workspace: tabs (Archive, Search, Evaluation, Training, GAN samples) with the composite viewer and
+the map (:mod:`rsgui.app.panels.map_view`) in docks beside them and a notification area below.
+Panels are created when first shown, so the window appears fast and a panel that cannot be loaded
+becomes a message, not a failed start.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -76,19 +77,21 @@ def open_archive_job(root: str | Path) -> Job[tuple[Archive, ReferenceSample]]:
 
 
 def demo_job(dest: Path) -> Job[tuple[tuple[Archive, ReferenceSample], Path]]:
-    """Create the demo archive (reused when present), open it, build a spectral index."""
+    """Create the demo archive (reused when present), open it, and index it with the strongest
+    training-free method installed (``pretrained`` when its backbone is, else ``spectral``)."""
+    from rsgui.app.panels.index_offer import index_offer_job, offered_method
     from rsgui.demo import make_demo_archive
     from rsgui.index_store import scan_indexes
-    from rsgui.services.indexing import spectral_index_job
 
     yield Progress(0, None, "writing demo tiles", stage="demo")
     root = make_demo_archive(dest)
     opened = yield from open_archive_job(root)
-    existing = [e for e in scan_indexes(opened[0].root) if e.method == "spectral"]
+    method = offered_method()
+    existing = [e for e in scan_indexes(opened[0].root) if e.method == method]
     if existing:
         return opened, existing[0].path
-    yield Progress(0, None, "building a spectral index", stage="index")
-    built = yield from spectral_index_job(opened[0], 64)
+    yield Progress(0, None, f"building a {method} index", stage="index")
+    built = yield from index_offer_job(opened[0], method, 64)
     return opened, built.path
 
 
@@ -150,7 +153,7 @@ class WelcomePage(QWidget):
         text = QLabel(
             "Open a folder of multispectral tiles (for example EuroSAT MS, one folder per class), "
             "or try the application on a small demo archive: it is created, indexed with the "
-            "training-free spectral method and ready to search in well under a minute."
+            "strongest training-free method installed and ready to search in well under a minute."
         )
         text.setWordWrap(True)
         text.setMaximumWidth(640)
@@ -222,6 +225,7 @@ class MainWindow(QMainWindow):
         self.cache = None
         self.tabs: QTabWidget | None = None
         self.viewer_dock: QDockWidget | None = None
+        self.map_dock: QDockWidget | None = None
         self.lazy: dict[str, LazyPanel] = {}
         self.setAcceptDrops(True)
         self.resize(1400, 900)
@@ -359,10 +363,14 @@ class MainWindow(QMainWindow):
 
             return BrowserPanel(self.state, self.cache)
 
+        from rsgui.app.map_model import MapModel
+
+        self.map_model = MapModel()  # shared by the map and the Search panel (selection, area)
+
         def make_query():
             from rsgui.app.panels.query import QueryPanel
 
-            return QueryPanel(self.state, self.cache)
+            return QueryPanel(self.state, self.cache, map_model=self.map_model)
 
         self._add_tab("Archive", make_browser)
         self._add_tab("Search", make_query)
@@ -379,6 +387,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.viewer_dock)
         self.resizeDocks([self.viewer_dock], [520], Qt.Orientation.Horizontal)
         self.view_menu.addAction(self.viewer_dock.toggleViewAction())
+        self._build_map_dock()
         # the Search panel listens to query changes even before its tab is shown
         self.panel("Search")
         saved = self.settings.state()
@@ -386,6 +395,25 @@ class MainWindow(QMainWindow):
             self.restoreState(saved)
         self.state.queryChanged.connect(self._query_set)
         return self.tabs
+
+    def _build_map_dock(self) -> None:
+        """The map below the viewer, so results, viewer and map are seen together."""
+        try:
+            from rsgui.app.panels.map_view import MapView
+
+            self.map_view: QWidget = MapView(self.state, self.map_model)
+        except Exception as exc:  # a broken map must not break the window
+            log.exception("the map could not be created")
+            self.map_view = placeholder(f"The map could not be loaded: {exc}")
+        self.map_dock = QDockWidget("Map", self)
+        self.map_dock.setObjectName("MapDock")
+        self.map_dock.setWidget(self.map_view)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.map_dock)
+        self.splitDockWidget(self.viewer_dock, self.map_dock, Qt.Orientation.Vertical)
+        sizes = ([self.viewer_dock, self.map_dock], [420, 480], Qt.Orientation.Vertical)
+        self.resizeDocks(*sizes)
+        QTimer.singleShot(0, lambda: self.resizeDocks(*sizes))  # once the docks are laid out
+        self.view_menu.addAction(self.map_dock.toggleViewAction())
 
     def _extra_factory(self, title: str, module: str, cls: str) -> Callable[[], QWidget]:
         def make() -> QWidget:
@@ -402,10 +430,14 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(lazy, title)
 
     def panel(self, title: str) -> QWidget | None:
-        """The panel of a tab, created if needed (``"Archive"``, ``"Search"``, ``"Evaluation"``…)."""
+        """The panel of a tab, created if needed (``"Archive"``, ``"Search"``, ``"Evaluation"``…),
+        or a dock's (``"Viewer"``, ``"Map"``)."""
         if title == "Viewer":
             self.ensure_workspace()
             return self.viewer
+        if title == "Map":
+            self.ensure_workspace()
+            return self.map_view
         lazy = self.lazy.get(title)
         return lazy.panel() if lazy is not None else None
 

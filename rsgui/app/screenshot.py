@@ -134,6 +134,7 @@ def run_screenshots(outdir: str | Path, archive: str | Path | None = None) -> in
     _settle(window, 5)
     _save(query, out / "query.png")
     _save(window, out / "window.png")
+    map_shots(window, out)  # map.png, map-detail.png, map-area.png
     feedback_demo(query)  # several examples, a mark, a refined ranking waiting for Accept/Undo
     _settle(window)
     _save(query, out / "query-feedback.png")
@@ -185,6 +186,37 @@ def query_demo(panel) -> None:
     archive = state.archive
     if archive is not None and state.query is None and len(archive):
         state.set_query(state.tile_ref(len(archive) // 3))
+
+
+def map_shots(window, out: Path) -> None:
+    """The map dock: the archive with the ranked results (``map.png``), zoomed onto the query's
+    footprint (``map-detail.png``), and the window with the search limited to the map zoomed
+    to the region around the query (``map-area.png``); the map is then put back as it was."""
+    view, model = window.panel("Map"), getattr(window, "map_model", None)
+    if model is None or not hasattr(view, "fit_archive"):
+        return
+    _settle(window, 10)
+    view.fit_archive()
+    wait_until(lambda: False, 0.3)
+    _save(view, out / "map.png")
+    if model.query_centre is not None:
+        lon, lat = model.query_centre
+        view.show_area((lon - 0.03, lat - 0.02, lon + 0.03, lat + 0.02))
+        wait_until(lambda: False, 0.3)
+        _save(view, out / "map-detail.png")
+    state = window.state
+    if model.query_centre is not None and state.results is not None:
+        lon, lat = model.query_centre
+        view.show_area((lon - 6, lat - 4, lon + 6, lat + 4), pad=0)
+        wait_until(lambda: False, 0.3)
+        view.area_check.setChecked(True)
+        wait_until(lambda: state.results is not None and bool(state.results.filters), 10)
+        _settle(window, 10)
+        _save(window, out / "map-area.png")
+        view.area_check.setChecked(False)
+        wait_until(lambda: state.results is not None and not state.results.filters, 10)
+        _settle(window, 10)
+    view.fit_archive()
 
 
 def feedback_demo(panel) -> None:

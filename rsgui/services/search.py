@@ -19,6 +19,7 @@ import io
 import json
 import os
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -120,14 +121,16 @@ def encoder_for_index(index: HashIndex):
     """The encoder that made ``index``: rebuilt from its arrays (spectral) or loaded from the
     model file it names (trained methods), checked against the index."""
     meta = index.meta
-    if meta.method == "spectral":
+    if meta.method in ("spectral", "pretrained"):
+        from rsgui.encoders.pretrained import PretrainedEncoder
         from rsgui.encoders.spectral import SpectralEncoder
 
+        cls = SpectralEncoder if meta.method == "spectral" else PretrainedEncoder
         try:
-            return SpectralEncoder.from_state(meta, index.extra_arrays)
+            return cls.from_state(meta, index.extra_arrays)
         except (KeyError, ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError) as e:
             raise IndexMismatchError(
-                f"cannot rebuild the spectral encoder of the index: {e}"
+                f"cannot rebuild the {meta.method} encoder of the index: {e}"
             ) from None
     from rsgui.encoders import load_trained_encoder
 
@@ -214,16 +217,21 @@ def search(
     archive=None,
     encoder=None,
     index_path: str | Path | None = None,
+    area: Sequence[float] | None = None,
 ) -> SearchResults:
     """The ``k`` archive tiles nearest to ``query`` (a file path or a tile ref with ``path`` and
     ``archive_index``), the query itself left out when it is an archive tile.
 
     With the open ``archive`` an archive tile is read from it (when its scaling and bands are the
-    index's), results get their archive position and the query its class. Raises
+    index's), results get their archive position and the query its class. ``area``: (west,
+    south, east, north) in degrees: only tiles whose centre lies inside are ranked (the open
+    ``archive`` places them; tiles without georeference are left out). Raises
     :class:`rsgui.errors.TileReadError` / :class:`rsgui.errors.IndexMismatchError` naming the
     file and the problem when the query does not fit the index."""
     if k < 1:
         raise ValueError(f"the number of results must be at least 1, got {k}")
+    box = None if area is None else check_area(area)
+    allowed = None if box is None else area_mask(index, box, archive)
     t0 = time.perf_counter()
     ref = query if hasattr(query, "archive_index") else QueryTile(Path(query))
     encoder = encoder or encoder_for_index(index)
@@ -233,7 +241,10 @@ def search(
         source = archive.read([ref.archive_index], bands=list(meta.band_names))
     codes = encode_query(index, source, encoder)
     own = own_position(index, ref.path)
-    idx, score = index.search(codes, k, exclude=None if own is None else [own])
+    if allowed is None:
+        idx, score = index.search(codes, k, exclude=None if own is None else [own])
+    else:
+        idx, score = search_allowed(index, codes, k, allowed, own)
     q_label = _query_label(archive, index, ref)
     same_archive = (
         archive is not None and meta.archive_root and Path(meta.archive_root) == Path(archive.root)
@@ -253,7 +264,105 @@ def search(
         query=ref, query_label=q_label, index_path=None if index_path is None else Path(index_path),
         method=meta.method, bits=meta.bits, kind=meta.kind, rows=rows,
         elapsed_s=time.perf_counter() - t0, encoder=encoder,
+        filters=None if box is None else describe_area(box, int(allowed.sum())),
     )  # fmt: skip
+
+
+# -- the area filter ------------------------------------------------------------------------------
+
+
+def check_area(area: Sequence[float]) -> tuple[float, float, float, float]:
+    """(west, south, east, north) as floats within lon/lat limits, west <= east, south <= north;
+    ValueError names what is wrong."""
+    try:
+        w, s, e, n = (float(v) for v in area)
+    except (TypeError, ValueError):
+        raise ValueError(f"an area is west,south,east,north in degrees, got {area!r}") from None
+    if not np.isfinite([w, s, e, n]).all():
+        raise ValueError("an area's corners must be finite numbers")
+    if not (-180 <= w <= e <= 180 and -90 <= s <= n <= 90):
+        raise ValueError(
+            f"area {w:g},{s:g},{e:g},{n:g}: need -180 <= west <= east <= 180 and "
+            "-90 <= south <= north <= 90"
+        )
+    return (w, s, e, n)
+
+
+def describe_area(area: Sequence[float], n_tiles: int | None = None) -> str:
+    """How results say that an area filtered them: ``area W,S,E,N (n tiles)``."""
+    text = "area " + ",".join(f"{v:.4g}" for v in area)
+    return text if n_tiles is None else f"{text} ({n_tiles:,} tiles)"
+
+
+def centres_in_area(centres: np.ndarray, area: Sequence[float]) -> np.ndarray:
+    """(n,) bool: the (n, 2) lon/lat ``centres`` inside ``area`` (edges included); a NaN centre
+    (no georeference) is never inside."""
+    w, s, e, n = area
+    c = np.asarray(centres, float).reshape(-1, 2)
+    with np.errstate(invalid="ignore"):
+        return (c[:, 0] >= w) & (c[:, 0] <= e) & (c[:, 1] >= s) & (c[:, 1] <= n)
+
+
+_centres_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def index_centres(index: HashIndex, archive) -> np.ndarray:
+    """(N, 2) lon/lat centre of every index position, from the open archive's records (NaN: the
+    tile has no georeference or is not in the archive). Computed once per index and archive."""
+    cached = _centres_cache.get(index)
+    if cached is not None and cached[0] is archive:
+        return cached[1]
+    out = np.full((len(index), 2), np.nan)
+    if archive is not None:
+        for i, rel in enumerate(index.paths):
+            a = archive.find(rel)
+            if a is not None:
+                c = archive.records[a].georef.center_lonlat
+                if c is not None:
+                    out[i] = c
+    try:
+        _centres_cache[index] = (archive, out)
+    except TypeError:  # an index type that cannot be weakly referenced: not cached
+        pass
+    return out
+
+
+def area_mask(index: HashIndex, area: Sequence[float], archive) -> np.ndarray:
+    """(N,) bool: the index positions whose tile centre lies in ``area``. The index holds no
+    positions, so the archive it was built from must be open."""
+    if archive is None:
+        raise ValueError("an area filter needs the archive open: the index holds no positions")
+    return centres_in_area(index_centres(index, archive), check_area(area))
+
+
+def search_allowed(
+    index: HashIndex, codes: np.ndarray, k: int, allowed: np.ndarray, own: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of one query among the ``allowed`` positions only (``own`` left out), as
+    :meth:`HashIndex.search` returns it: (1, <=k) positions and distances / similarities, ties
+    by archive order. Only the allowed codes are scanned when the index holds them in memory."""
+    keep = np.array(allowed, bool, copy=True).reshape(-1)
+    if own is not None and 0 <= own < keep.size:
+        keep[own] = False
+    pos = np.flatnonzero(keep)
+    binary = index.meta.kind == "binary"
+    if pos.size == 0:
+        return np.zeros((1, 0), np.int64), np.zeros((1, 0), np.int32 if binary else np.float32)
+    codes = np.asarray(codes).reshape(1, -1)
+    if binary and getattr(index, "codes", None) is not None:
+        from rsgui.codes import pack_codes
+        from rsgui.hamming import PackedCodes, hamming_topk
+
+        i, d = hamming_topk(PackedCodes(index.codes[pos], index.meta.bits), pack_codes(codes), k)
+        return pos[i], d
+    if not binary and getattr(index, "features", None) is not None:
+        from rsgui.cosine import cosine_topk
+
+        i, sim = cosine_topk(index.unit_features()[pos], codes, k, normalised=True)
+        return pos[i], sim
+    idx, score = index.search(codes, len(index))  # any other index: rank all, keep the allowed
+    hit = keep[idx[0]]
+    return idx[:, hit][:, :k], score[:, hit][:, :k]
 
 
 def search_job(

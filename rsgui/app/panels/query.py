@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import qdebounced
 
+from rsgui.app.map_model import MapModel
 from rsgui.app.models import SearchSession, TileRef
 from rsgui.app.state import AppState
 from rsgui.app.thumbnails import (
@@ -101,10 +102,18 @@ class QueryDropArea(QFrame):
 class QueryPanel(QWidget):
     """Query tile + index choice + ranked results with precision, export and navigation."""
 
-    def __init__(self, state: AppState, cache: ThumbnailCache | None = None, parent=None) -> None:
+    def __init__(
+        self,
+        state: AppState,
+        cache: ThumbnailCache | None = None,
+        parent=None,
+        map_model: MapModel | None = None,
+    ) -> None:
         super().__init__(parent)
         self.state = state
         self.cache = cache or ThumbnailCache(parent=self)
+        self.map_model: MapModel | None = None
+        self._searched_area = None  # the map area the shown results were restricted to
         self.encoders: dict[int, object] = {}
         self.search_task = None
         self.build_task = None
@@ -235,6 +244,7 @@ class QueryPanel(QWidget):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary = QLabel("")
         self.summary.setObjectName("precisionLabel")
+        self.summary.setWordWrap(True)  # filters can make it long; never widen the window
         self.export_csv_button = QPushButton("Export CSV…")
         self.export_geojson_button = QPushButton("Export GeoJSON…")
         for b in (self.export_csv_button, self.export_geojson_button):
@@ -349,6 +359,41 @@ class QueryPanel(QWidget):
         self._indexes_changed()
         self._archive_changed()
         self._session_changed()
+        if map_model is not None:
+            self.set_map_model(map_model)
+
+    # --- the map (shared selection and search area) ---------------------------------------------
+    def set_map_model(self, model: MapModel) -> None:
+        """Select together with the map and restrict searches to its area (when switched on):
+        the grid observes ``model``, never the map widget."""
+        self.map_model = model
+        model.selection_changed.connect(self._map_selected)
+        model.area_changed.connect(self._map_area_changed)
+
+    def _map_selected(self, archive_index: int | None) -> None:
+        """The map (or the archive browser) selected a tile: the grid follows when it is a result."""
+        row = next(
+            (i for i, it in enumerate(self.model.items) if it.archive_index == archive_index), None
+        ) if archive_index is not None else None  # fmt: skip
+        if row is None:
+            self.view.selectionModel().clearSelection()
+            return
+        if self.view.currentIndex().row() != row:
+            self.view.setCurrentIndex(self.model.index(row))
+            self.view.scrollTo(self.model.index(row))
+
+    def search_area(self):
+        """The lon/lat box the search is restricted to (the map's area filter), or None."""
+        return self.map_model.search_area if self.map_model is not None else None
+
+    def _map_area_changed(self) -> None:
+        if self.search_area() != self._searched_area:
+            self._research_area()
+
+    @qdebounced(timeout=300)
+    def _research_area(self) -> None:
+        if self.search_area() != self._searched_area and self.state.query is not None:
+            self._research()
 
     # --- messages ---------------------------------------------------------------------------
     def show_message(self, text: str, level: str = "info") -> None:
@@ -684,20 +729,44 @@ class QueryPanel(QWidget):
         encoder = self.encoders.get(id(index))
         session = self.state.session
         self._hide_banner()
+        area = self._searched_area = self.search_area()
         if session.refined_by:  # an accepted refinement goes on ranking, refitted with each mark
             self._search_set(index, session, encoder, session.refined_by, accepted=True)
             return
         if session.is_set:
             self._search_set(index, session, encoder)
             return
-        self.show_message(f"Searching {len(index)} tiles with {ref.name}…")
+        where = f"{len(index)} tiles"
+        if area is not None:
+            where = (
+                f"the {self.map_model.area_count or 0:,} of {len(index):,} tiles in the map area"
+            )
+        self.show_message(f"Searching {where} with {ref.name}…")
         from rsgui.services.search import search
 
         self.search_task = self.state.tasks.start(
             search, index, ref, self.state.k, archive=self.state.archive, encoder=encoder,
-            index_path=self.state.index_path, name="Search", key="search",
+            index_path=self.state.index_path, area=area, name="Search", key="search",
             on_returned=self._search_done, on_error=self._search_failed,
         )  # fmt: skip
+
+    def _set_filters(self, session: SearchSession):
+        """The session's filters with the map's area added (a box meeting both)."""
+        area = self.search_area()
+        if area is None:
+            return session.filters
+        from dataclasses import replace
+
+        from rsgui.services.feedback import Filters
+
+        filters = session.filters or Filters()
+        if filters.bbox is not None:
+            w, s, e, n = filters.bbox
+            box = (max(w, area[0]), max(s, area[1]), min(e, area[2]), min(n, area[3]))
+            if box[0] > box[2] or box[1] > box[3]:  # they do not meet: nothing passes
+                box = (area[0], area[1], area[0], area[1])
+            area = box
+        return replace(filters, bbox=area)
 
     def _search_set(
         self, index, session: SearchSession, encoder, refine: str | None = None, accepted=False
@@ -711,7 +780,7 @@ class QueryPanel(QWidget):
         self.search_task = self.state.tasks.start(
             search_set, index, list(session.positives), self.state.k,
             negatives=list(session.negatives), combine=session.combine, refine=refine,
-            filters=session.filters, archive=self.state.archive, encoder=encoder,
+            filters=self._set_filters(session), archive=self.state.archive, encoder=encoder,
             index_path=self.state.index_path, name="Refine" if refine else "Search", key="search",
             on_returned=self._refine_done if refine and not accepted else self._search_done,
             on_error=self._search_failed,
@@ -721,6 +790,13 @@ class QueryPanel(QWidget):
         if self.state.index is not None:
             self.encoders[id(self.state.index)] = results.encoder
         self.state.set_results(results)
+        if not results.rows and self._searched_area is not None:
+            self.show_message(
+                "No archive tile lies in the map area: zoom out, move the area, or switch the "
+                "map's area filter off.",
+                "warning",
+            )
+            return
         self.show_message(
             f"{len(results.rows)} results in {results.elapsed_s * 1000:.0f} ms"
             + (
@@ -780,6 +856,8 @@ class QueryPanel(QWidget):
         self.export_geojson_button.setEnabled(has)
         self.summary.setText(self.summary_text())
         self._update_buttons()
+        if self.map_model is not None and self.map_model.selected is not None:
+            self._map_selected(self.map_model.selected)  # the tile chosen stays chosen
 
     def summary_text(self) -> str:
         res = self.state.results
@@ -814,7 +892,11 @@ class QueryPanel(QWidget):
 
     def _result_current(self, current: QModelIndex, _prev: QModelIndex) -> None:
         if current.isValid():
-            self.state.select_tile(self._ref_of(current))
+            ref = self._ref_of(current)
+            if self.map_model is not None:
+                self.map_model.select(ref.archive_index)
+            if self.state.selected != ref:  # not again when the map or browser chose it
+                self.state.select_tile(ref)
 
     def _ref_of(self, index: QModelIndex) -> TileRef:
         aidx = index.data(IndexRole)
