@@ -50,6 +50,7 @@ from rsgui.bands import (
 from rsgui.errors import MissingBandsError, TileReadError
 from rsgui.geo import georef_from_entry, lonlat_many
 from rsgui.listing import FileStat, list_files
+from rsgui.prefetch import prefetched
 from rsgui.sources import OpenedSource, SourceReader
 from rsgui.tiles import GeoRef, Problem, TileBatch, TileRecord
 
@@ -872,11 +873,12 @@ class Archive:
         batch_size: int = 256,
         indices: Iterable[int] | None = None,
     ) -> Iterator[TileBatch]:
-        """Batches of :meth:`read` over all records (or ``indices``), in order."""
+        """Batches of :meth:`read` over all records (or ``indices``), in order; the next batch
+        is read while the caller works on this one (:mod:`rsgui.prefetch`)."""
         idx = np.arange(len(self)) if indices is None else np.asarray(list(indices), np.int64)
         _norm_bands(bands, self.band_names)  # fail before the first read
-        for start in range(0, len(idx), batch_size):
-            yield self.read(idx[start : start + batch_size], bands)
+        chunks = [idx[start : start + batch_size] for start in range(0, len(idx), batch_size)]
+        yield from prefetched(lambda chunk: self.read(chunk, bands), chunks)
 
     # ------------------------------------------------------------------ lookup & report
     def find(self, path: str | os.PathLike) -> int | None:

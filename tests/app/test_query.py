@@ -109,6 +109,25 @@ def test_export_csv_and_geojson(qtbot, panel, state, tmp_path):
     assert not list(tmp_path.glob(".*tmp*")), "written atomically, no temporary left"
 
 
+def test_a_result_exports_as_a_georeferenced_chip(qtbot, panel, state, tmp_path):
+    import rasterio
+
+    state.set_query(state.tile_ref(3))
+    qtbot.waitUntil(lambda: panel.result_count() == 20, timeout=10_000)
+    first = state.results.rows[0]
+    out = panel.export_chip(first.archive_index, tmp_path / "chip.tif")
+    rec = state.archive.records[first.archive_index]
+    with rasterio.open(out) as ds:
+        assert ds.count == len(state.archive.band_names) and ds.crs is not None
+        assert tuple(ds.bounds) == pytest.approx(rec.georef.bounds)
+        assert (ds.read() == state.archive.read_raw(first.archive_index)).all()
+    assert panel.export_chip(first.archive_index, tmp_path / "new" / "c.tif").is_file()
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where a folder should be")
+    assert panel.export_chip(first.archive_index, blocked / "c.tif") is None
+    assert "blocked" in panel.message.text()
+
+
 def test_results_navigate_and_become_the_next_query(qtbot, panel, state):
     state.set_query(state.tile_ref(0))
     qtbot.waitUntil(lambda: panel.result_count() == 20, timeout=10_000)

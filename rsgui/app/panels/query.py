@@ -915,7 +915,37 @@ class QueryPanel(QWidget):
         menu.addAction("Not wanted", lambda: self.mark_selected(-1, [index]))
         menu.addAction("Use as next query", lambda: self._result_as_query(index))
         menu.addAction("Show in viewer", lambda: self.state.select_tile(self._ref_of(index)))
+        chip = menu.addAction("Export as GeoTIFF chip…", lambda: self.chip_dialog(index))
+        chip.setEnabled(index.data(IndexRole) is not None and self.state.archive is not None)
         menu.exec(self.view.viewport().mapToGlobal(pos))
+
+    def chip_dialog(self, index: QModelIndex) -> None:
+        aidx = index.data(IndexRole)
+        if aidx is None or self.state.archive is None:
+            return
+        name = self.state.archive.records[aidx].path.replace("/", "_").replace("#", "_")
+        default = str(Path.home() / f"{Path(name).stem}.tif")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export GeoTIFF chip", default, "GeoTIFF (*.tif)"
+        )
+        if path:
+            self.export_chip(aidx, path)
+
+    def export_chip(self, archive_index: int, path: str | Path) -> Path | None:
+        """The tile's file values as a georeferenced GeoTIFF (a scene window becomes a file)."""
+        from rsgui.errors import RsguiError
+        from rsgui.services.chips import export_chip
+
+        try:
+            out = export_chip(self.state.archive, archive_index, path)
+        except (RsguiError, ValueError) as exc:
+            self.show_message(str(exc), "error")
+            return None
+        except OSError as exc:
+            self.show_message(f"{path}: cannot write the chip ({exc.strerror or exc})", "error")
+            return None
+        self.state.notify(f"GeoTIFF chip written: {out}")
+        return out
 
     def step_result(self, step: int) -> None:
         """Select the next (+1) or previous (-1) result and show it in the viewer."""
