@@ -27,31 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rsgui import metrics, ranking  # noqa: E402
 from rsgui.archive import Archive  # noqa: E402
 from rsgui.progress import drive  # noqa: E402
-
-
-class Subset:
-    """The archive restricted to some records (the part a method may be fitted on)."""
-
-    def __init__(self, archive: Archive, indices: np.ndarray):
-        self._a, self._idx = archive, np.asarray(indices)
-        self.band_names, self.normalisation = archive.band_names, archive.normalisation
-        self.tile_shape, self.root = archive.tile_shape, archive.root
-        self.records = [archive.records[i] for i in self._idx]
-        self._stats = archive.tile_stats()[self._idx]
-
-    def __len__(self) -> int:
-        return len(self._idx)
-
-    def tile_stats(self) -> np.ndarray:
-        return self._stats
-
-    def read(self, indices, bands="all"):
-        return self._a.read(self._idx[np.atleast_1d(np.asarray(indices))], bands)
-
-    def iter_batches(self, bands="all", batch_size=256, indices=None):
-        idx = np.arange(len(self)) if indices is None else np.asarray(list(indices))
-        for s in range(0, len(idx), batch_size):
-            yield self.read(idx[s : s + batch_size], bands)
+from rsgui.subset import ArchiveSubset  # noqa: E402
 
 
 def split(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -69,15 +45,15 @@ def codes_of(method: str, archive: Archive, db, q, bands: str, bits: int, cache:
     if method == "spectral":
         from rsgui.encoders.spectral import SpectralEncoder
 
-        enc = SpectralEncoder.fit(Subset(archive, db), bands, bits)
+        enc = SpectralEncoder.fit(ArchiveSubset(archive, db), bands, bits)
         enc_sub = lambda idx: np.concatenate(  # noqa: E731
-            [enc.encode(b.pixels, b.valid) for b in Subset(archive, idx).iter_batches(bands)]
+            [enc.encode(b.pixels, b.valid) for b in ArchiveSubset(archive, idx).iter_batches(bands)]
         )
         cq, cdb = enc_sub(q), enc_sub(db)
     else:
         from rsgui.encoders.pretrained import PretrainedEncoder, archive_features_job
 
-        enc = PretrainedEncoder.fit(Subset(archive, db), bands, bits, cache_dir=cache)
+        enc = PretrainedEncoder.fit(ArchiveSubset(archive, db), bands, bits, cache_dir=cache)
         raw = drive(archive_features_job(enc, archive))  # every tile, through the cache
         cq = enc.projection.transform(enc.standardise(raw[q]))
         cdb = enc.projection.transform(enc.standardise(raw[db]))

@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("tiles", ("rsgui.bands", "rsgui.tiles", "rsgui.geo", "rsgui.geotiff")),
     ("archive", ("rsgui.archive", "rsgui.listing", "rsgui.tiff_header", "rsgui.manifest",
                  "rsgui.demo", "rsgui.image_header", "rsgui.sources", "rsgui.scenes",
-                 "rsgui.patches", "rsgui.layouts", "rsgui.prefetch")),
+                 "rsgui.patches", "rsgui.layouts", "rsgui.prefetch", "rsgui.subset")),
     ("codes", ("rsgui.codes", "rsgui.hamming", "rsgui.mih", "rsgui.cosine", "rsgui.index_store",
                "rsgui.shards",
                "rsgui.metrics", "rsgui.ranking", "rsgui.features", "rsgui.projection")),

@@ -33,6 +33,7 @@ import numpy as np
 from rsgui import ranking
 from rsgui.atomic import atomic_path, atomic_write_text
 from rsgui.progress import Progress, drive
+from rsgui.subset import ArchiveSubset
 
 DEFAULT_BITS = (32, 64, 128)
 # the method's figures (MAP@100 / P@20 on 27,000 EuroSAT MS tiles) for the report
@@ -228,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
                 f"({timings[f'{row}-{bits}']:.0f} s)")  # fmt: skip
         # the training-free baselines, fitted on the archive part only (queries never seen)
         _, _, q_x, a_x = tiles_cache[bands]
-        sub = _Subset(archive, a_idx)
+        sub = ArchiveSubset(archive, a_idx)
         t0 = time.perf_counter()
         enc = SpectralEncoder.fit(sub, bands, bits)
         qc, ac = enc.encode(q_x.astype(np.float32)), enc.encode(a_x.astype(np.float32))
@@ -272,46 +273,18 @@ def _pretrained_features(archive, a_idx, q_idx, bands, out, say, timings):
 
     t0 = time.perf_counter()
     try:
-        probe = drive(PretrainedEncoder.fit_job(_Subset(archive, a_idx), bands, bits=1,
+        probe = drive(PretrainedEncoder.fit_job(ArchiveSubset(archive, a_idx), bands, bits=1,
                                                 cache_dir=out / "features"))  # fmt: skip
     except BackboneUnavailable as e:
         say(f"pretrained: skipped ({e})")
         return None
     raw_a = probe._last_features[1]
-    raw_q = drive(archive_features_job(probe, _Subset(archive, q_idx)))
+    raw_q = drive(archive_features_job(probe, ArchiveSubset(archive, q_idx)))
     timings["pretrained-features"] = time.perf_counter() - t0
     say(
         f"pretrained features of {len(a_idx) + len(q_idx)} tiles: {timings['pretrained-features']:.0f} s"
     )
     return probe, raw_q, raw_a
-
-
-class _Subset:
-    """The archive restricted to some records, for fitting the spectral baseline on the archive
-    part of the split only (queries never seen)."""
-
-    def __init__(self, archive, indices):
-        self._a = archive
-        self._idx = np.asarray(indices)
-        self.band_names = archive.band_names
-        self.normalisation = archive.normalisation
-        self.tile_shape = archive.tile_shape
-        self.root = archive.root
-        self.records = [archive.records[i] for i in self._idx]
-
-    def __len__(self) -> int:
-        return len(self._idx)
-
-    def tile_stats(self) -> np.ndarray:
-        return np.asarray(self._a.tile_stats())[self._idx]
-
-    def read(self, indices, bands="all"):
-        return self._a.read(self._idx[np.atleast_1d(np.asarray(indices))], bands)
-
-    def iter_batches(self, bands="all", batch_size=256, indices=None):
-        idx = np.arange(len(self)) if indices is None else np.asarray(list(indices))
-        for s in range(0, len(idx), batch_size):
-            yield self.read(idx[s : s + batch_size], bands)
 
 
 def _csv(rows: list[list]) -> str:

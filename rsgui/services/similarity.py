@@ -90,30 +90,6 @@ def archive_features(
     return out
 
 
-class _Rows:
-    """Some records of an archive, seen as an archive (what the pretrained method fits on)."""
-
-    def __init__(self, archive, indices: Sequence[int]):
-        self._a, self._idx = archive, np.asarray(indices, dtype=np.int64)
-        self.band_names, self.normalisation = archive.band_names, archive.normalisation
-        self.tile_shape, self.root = archive.tile_shape, archive.root
-        self.records = [archive.records[i] for i in self._idx]
-
-    def __len__(self) -> int:
-        return len(self._idx)
-
-    def tile_stats(self) -> np.ndarray:
-        return np.asarray(self._a.tile_stats())[self._idx]
-
-    def read(self, indices, bands="all"):
-        return self._a.read(self._idx[np.atleast_1d(np.asarray(indices))], bands)
-
-    def iter_batches(self, bands="all", batch_size=256, indices=None):
-        idx = np.arange(len(self)) if indices is None else np.asarray(list(indices))
-        for s in range(0, len(idx), batch_size):
-            yield self.read(idx[s : s + batch_size], bands)
-
-
 def pretrained_features(archive, indices: Sequence[int], bands) -> Job[np.ndarray]:
     """(N, D) features of the training-free ``pretrained`` method for these tiles, each block
     standardised over them: the strongest label-free view of the tiles, for the similarity
@@ -121,8 +97,9 @@ def pretrained_features(archive, indices: Sequence[int], bands) -> Job[np.ndarra
     from rsgui.encoders.pretrained import PretrainedEncoder, archive_features_job
     from rsgui.feature_cache import FOLDER
     from rsgui.index_store import writable_index_dir
+    from rsgui.subset import ArchiveSubset
 
-    rows = _Rows(archive, indices)
+    rows = ArchiveSubset(archive, indices)
     cache = writable_index_dir(archive.root) / FOLDER
     enc = yield from PretrainedEncoder.fit_job(rows, bands, bits=1, cache_dir=cache)
     raw = yield from archive_features_job(enc, rows)
