@@ -55,3 +55,35 @@ def done_job(value: Any) -> Job[Any]:
     """A job that is already finished: for code paths that have nothing long to do."""
     return value
     yield  # pragma: no cover  (makes this a generator)
+
+
+class EtaClock:
+    """Fills in rate and ETA of progress that lacks them, from the time since its stage began:
+    reading tiles, backbone features and the similarity matrix report only counts, and a user
+    waiting for 26,000 tiles wants to know for how long."""
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self._now = clock or time.monotonic
+        self._key: tuple | None = None
+        self._t0 = 0.0
+        self._done0 = 0.0
+
+    def __call__(self, p: Progress) -> Progress:
+        from dataclasses import replace
+
+        key = (p.stage, p.total)
+        now = self._now()
+        if key != self._key or p.done < self._done0:
+            self._key, self._t0, self._done0 = key, now, p.done
+            return p
+        if p.eta_s is not None or not p.total:
+            return p
+        elapsed = now - self._t0
+        moved = p.done - self._done0
+        if elapsed <= 0 or moved <= 0:
+            return p
+        rate = moved / elapsed
+        return replace(p, rate=p.rate if p.rate is not None else rate,
+                       eta_s=max(0.0, (p.total - p.done) / rate))  # fmt: skip

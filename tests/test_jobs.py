@@ -241,3 +241,20 @@ def test_evaluation_job_names_a_bad_file(tmp_path):
     bad.write_bytes(b"junk")
     with pytest.raises(JobError, match="junk"):
         drive(evaluation_job([bad]))
+
+
+def test_eta_clock_fills_rate_and_eta_per_stage():
+    from rsgui.progress import EtaClock, Progress
+
+    t = [0.0]
+    clock = EtaClock(lambda: t[0])
+    assert clock(Progress(0, 100, stage="features")).eta_s is None  # the stage starts
+    t[0] = 10.0
+    p = clock(Progress(25, 100, stage="features"))
+    assert p.rate == 2.5 and p.eta_s == 30.0
+    t[0] = 11.0
+    assert clock(Progress(0, 50, stage="similarity")).eta_s is None  # a new stage restarts it
+    t[0] = 12.0
+    assert clock(Progress(10, 50, stage="similarity")).eta_s == 4.0
+    given = clock(Progress(20, 50, stage="similarity", eta_s=99.0))
+    assert given.eta_s == 99.0  # a job's own ETA is kept

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 from rsgui.app.devices import list_devices
 from rsgui.app.panels.common import ErrorLabel, ShowsErrors, light_plot, show_empty
 from rsgui.encoders.registry import METHODS, MethodSpec
-from rsgui.progress import Progress
+from rsgui.progress import EtaClock, Progress
 from rsgui.services.training import (
     CheckpointInfo,
     TrainingResult,
@@ -87,6 +87,7 @@ class TrainingPanel(ShowsErrors, QWidget):
         self._run: tuple[MethodSpec, Path] | None = None  # what the running job writes
         self._pausing = False
         self._stopping = False
+        self._eta = EtaClock()  # counts without a rate (tiles, features, similarity) get an ETA
         self._series: dict[str, tuple[list[float], list[float]]] = {}
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._map_points: tuple[list[float], list[float]] = ([], [])
@@ -425,6 +426,7 @@ class TrainingPanel(ShowsErrors, QWidget):
 
     # --- events from the job -------------------------------------------------------------
     def _on_progress(self, p: Progress) -> None:
+        p = self._eta(p)
         if p.stage == "train":
             self._progress(p)
         elif p.total:  # reading tiles, features, similarity, fitting, encoding
