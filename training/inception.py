@@ -29,6 +29,9 @@ WEIGHTS_FILE = "default_1.pt"
 # about a quarter of the cost, which is what the similarity matrix uses by default.
 DEFAULT_SIZE = 139
 MIN_SIZE = 75  # smaller inputs shrink a feature map to nothing
+# Tiles per forward pass: on 2 cores at 139 px, 16 tiles run at 68 tiles/s, 64 tiles at 52 (the
+# activations of a big batch are fresh memory every call: page faults, not arithmetic)
+CHUNK = 16
 
 
 def default_weights_path() -> Path:
@@ -72,6 +75,8 @@ class InceptionFeatures(nn.Module):
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         if rgb.ndim != 4 or rgb.shape[1] != 3:
             raise ValueError(f"expected (N, 3, H, W) RGB tiles, got {tuple(rgb.shape)}")
+        if len(rgb) > CHUNK:  # large batches cost more in page faults than they save
+            return torch.cat([self(rgb[i : i + CHUNK]) for i in range(0, len(rgb), CHUNK)])
         x = rgb.float().clamp(0, 1) * 2 - 1  # the network wants [-1, 1]
         size = self.input_size  # None: as given
         if size is not None and x.shape[-2:] != (size, size):
