@@ -43,6 +43,9 @@ PRESET = "s2-scene"
 NORMALISATION = PRESETS["eurosat-ms"].normalisation
 DEFAULT_TILE = 64
 DECIMATION = 8  # the nodata screening reads one 10 m band at 1/8 of its side
+# A header can claim any size: the grid of one scene is bounded (a 10980-px scene in 64-px tiles
+# with a stride of 8 px gives 1.9 million)
+MAX_GRID = 4_000_000
 INVALID_MAX = th.INVALID_MAX  # a tile more than half nodata is outside the swath: left out
 CACHE_VERSION = 1
 SCREEN_BANDS = ("B04", "B03", "B02", "B08")  # 10 m bands, the ones the screening prefers
@@ -232,6 +235,15 @@ def tile_bounds(transform: tuple[float, ...], rc: np.ndarray, tile: int) -> np.n
 
 def _lay_grid(scene: _Scene, root: Path, tile: int, stride: int) -> None:
     """The kept grid cells of ``scene`` and their georeference (the slow part, cached)."""
+    n_cells = max(0, (scene.height - tile) // stride + 1) * max(
+        0, (scene.width - tile) // stride + 1
+    )
+    if n_cells > MAX_GRID:
+        raise LayoutError(
+            f"{root / scene.name}: {scene.width}x{scene.height} pixels cut by {tile} px every "
+            f"{stride} px gives {n_cells:,} tiles, more than {MAX_GRID:,} per scene; use a "
+            "larger stride"
+        )
     rc = grid(scene.height, scene.width, tile, stride)
     scene.n_grid = len(rc)
     if len(rc):

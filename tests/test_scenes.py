@@ -119,6 +119,14 @@ def test_grid_and_nodata_tiles(tmp_path, tile, stride, n_grid, n_kept):
     assert a.preset == "s2-scene" and a.normalisation.divisor == 4095
 
 
+def test_a_grid_beyond_the_limit_is_refused_in_one_line(tmp_path, monkeypatch):
+    write_multiband(tmp_path / "scene.tif")
+    monkeypatch.setattr(scenes, "MAX_GRID", 50)
+    with pytest.raises(ValueError, match="scene.tif: 300x260 pixels cut by 64 px every 16 px"):
+        Archive.open(tmp_path, layout="scenes", tile_size=64, stride=16)
+    assert len(Archive.open(tmp_path, layout="scenes", tile_size=64)) == 12  # 16 cells: fine
+
+
 def test_partly_nodata_tile_is_masked(tmp_path):
     write_multiband(tmp_path / "scene.tif")
     a = Archive.open(tmp_path, layout="scenes")
