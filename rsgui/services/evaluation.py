@@ -196,26 +196,31 @@ def evaluate_job(
 
     n_rel = n_relevant_all[ids[qidx]] - 1
     qlabels = [classes[i] for i in ids[qidx]]
-    map_r = {kk: metrics.map_at_k(top_rel, kk, n_rel, "retrieved") for kk in k}
-    map_m = {kk: metrics.map_at_k(top_rel, kk, n_rel, "min") for kk in k}
-    prec = {nn: metrics.precision_at_n(top_rel, nn) for nn in n}
     classwise = {kk: metrics.classwise_map(top_rel, qlabels, kk, n_rel, "retrieved") for kk in k}
     counts = {c: qlabels.count(c) for c in sorted(set(qlabels))}
+    return _evaluation(index, k, n, top_rel, n_rel, (cuts, pr_p, pr_r), classwise, counts)
+
+
+def _evaluation(index, k, n, top_rel, n_rel, pr, classwise, counts, **extra) -> Evaluation:
+    """The figures both relevance rules share, from the top of every query's ranking."""
+    cuts, pr_p, pr_r = pr
+    nq = len(top_rel)
     return Evaluation(
-        n_queries=int(qidx.size),
-        n_database=n_db,
+        n_queries=int(nq),
+        n_database=len(index) - 1,
         k=k,
         n=n,
-        map_retrieved=map_r,
-        map_min=map_m,
-        precision=prec,
+        map_retrieved={kk: metrics.map_at_k(top_rel, kk, n_rel, "retrieved") for kk in k},
+        map_min={kk: metrics.map_at_k(top_rel, kk, n_rel, "min") for kk in k},
+        precision={nn: metrics.precision_at_n(top_rel, nn) for nn in n},
         classwise=classwise,
         class_counts=counts,
         pr_cut=cuts,
-        pr_precision=pr_p / qidx.size,
-        pr_recall=pr_r / qidx.size,
+        pr_precision=pr_p / nq,
+        pr_recall=pr_r / nq,
         method=index.meta.method,
         bits=index.meta.bits,
+        **extra,
     )
 
 
@@ -278,26 +283,17 @@ def _evaluate_sets_job(
         yield Progress(b, qidx.size, "evaluating", stage="evaluate")
 
     names = index.label_names
-    map_r = {kk: metrics.map_at_k(top_rel, kk, n_rel, "retrieved") for kk in k}
-    map_m = {kk: metrics.map_at_k(top_rel, kk, n_rel, "min") for kk in k}
-    prec = {nn: metrics.precision_at_n(top_rel, nn) for nn in n}
     shown = [j for j in np.argsort(names) if lab_n[j]]
     labelwise = {kk: {names[j]: float(lab_sum[kk][j] / lab_n[j]) for j in shown} for kk in k}
-    return Evaluation(
-        n_queries=int(qidx.size),
-        n_database=n_db,
-        k=k,
-        n=n,
-        map_retrieved=map_r,
-        map_min=map_m,
-        precision=prec,
-        classwise=labelwise,
-        class_counts={names[j]: int(lab_n[j]) for j in shown},
-        pr_cut=cuts,
-        pr_precision=pr_p / qidx.size,
-        pr_recall=pr_r / qidx.size,
-        method=index.meta.method,
-        bits=index.meta.bits,
+    return _evaluation(
+        index,
+        k,
+        n,
+        top_rel,
+        n_rel,
+        (cuts, pr_p, pr_r),
+        labelwise,
+        {names[j]: int(lab_n[j]) for j in shown},
         relevance=SHARES_A_LABEL,
         mean_jaccard={kk: float(v.mean()) for kk, v in jac.items()},
         ndcg={kk: float(v.mean()) for kk, v in gain.items()},
