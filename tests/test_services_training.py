@@ -144,3 +144,15 @@ def test_a_gan_resumed_on_another_archive_is_refused(gan, demo_archive, tmp_path
     with pytest.raises(JobError, match="trained on archive") as e:
         tiny_gan(other, tmp_path / "g2.safetensors", steps=4, resume=gan)
     assert str(demo_archive) in str(e.value) and str(other) in str(e.value)
+
+
+@pytest.mark.parametrize(("divisor", "gain"), [(255.0, 1.0), (4095.0, 2.5)])
+def test_inception_gain_follows_the_archive_scaling(divisor, gain):
+    from types import SimpleNamespace
+
+    from rsgui.bands import Normalisation
+    from rsgui.services.training import feature_settings
+
+    arc = SimpleNamespace(normalisation=Normalisation(divisor, divisor))
+    assert feature_settings(arc)["rgb_gain"] == gain
+    assert feature_settings(arc, {"input_size": 96, "rgb_gain": 3.0})["rgb_gain"] == 3.0

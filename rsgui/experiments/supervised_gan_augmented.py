@@ -122,6 +122,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{args.archive}: the protocol needs a labelled archive with two or more classes"
         )
+    chosen = "features" in (getattr(args, "config", None) or {})
+    if arc.normalisation.divisor <= 255 and not chosen:  # display-scaled 8-bit: no gain
+        from rsgui.services.training import feature_settings
+
+        gain = feature_settings(arc)["rgb_gain"]
+        cfg = {**cfg, "features": {**cfg["features"], "rgb_gain": gain}}
     labels = arc.labels
     counts = [int((labels == c).sum()) for c in range(len(arc.classes))]
     per_class = test_per_class(counts)

@@ -387,7 +387,6 @@ def prepare_deephash_data(
     import torch
 
     from training.train_deephash import (
-        DEFAULT_FEATURES,
         DeepHashData,
         generated_tiles,
         inception_features_job,
@@ -412,7 +411,7 @@ def prepare_deephash_data(
             ).numpy()
     settings = None
     if bands == "rgb":
-        settings = dict(features or DEFAULT_FEATURES)
+        settings = feature_settings(arc, features)
         paths = [arc.records[i].path for i in idx]
         inputs = yield from cached_features(real, paths, settings, out, device)
         if len(gen_x):
@@ -432,6 +431,22 @@ def prepare_deephash_data(
         augment_source=Path(augment).name if augment and n_generated else None,
         source=str(arc.root),
     )
+
+
+def feature_settings(archive, features: dict | None = None) -> dict:
+    """How this archive's true colour becomes Inception input: ``features`` as given, else the
+    defaults with the gain chosen by the archive's scaling. The 2.5 gain brightens 12-bit
+    reflectance as EuroSAT's RGB images were rendered; on those display-scaled 8-bit images it
+    saturates 36 % of the pixels and, measured on 2,000 EuroSAT RGB tiles, drops the kNN P@10
+    of the features from 0.710 (gain 1) to 0.593."""
+    from training.train_deephash import DEFAULT_FEATURES
+
+    if features is not None:
+        return dict(features)
+    settings = dict(DEFAULT_FEATURES)
+    if archive.normalisation.divisor <= 255:  # already display-scaled (8-bit)
+        settings["rgb_gain"] = 1.0
+    return settings
 
 
 def _deephash_job(archive, spec, out, bands, bits, steps, preset, device, seed, batch_size,
