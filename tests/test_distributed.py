@@ -65,6 +65,26 @@ def test_cluster_index_equals_the_in_process_index_byte_for_byte(
     assert not (tmp_path / "dist" / ".chunks").exists()
 
 
+def test_runs_sharing_a_cluster_keep_their_own_encoder_and_archive(tmp_path, archive, client):
+    refs = {b: drive(index_job(archive, "spectral", tmp_path / f"ref{b}", bits=b,
+                               batch_size=BATCH)).index for b in (16, 32)}  # fmt: skip
+    first = distributed_index_job(archive, "spectral", tmp_path / "a", bits=16, batch_size=BATCH,
+                                  client=client, chunk_tiles=BATCH)  # fmt: skip
+    next(first)  # fitted and submitted, not yet gathered
+    while True:
+        p = next(first)
+        if p.stage == "encode" and p.total:
+            break
+    second = drive(distributed_index_job(archive, "spectral", tmp_path / "b", bits=32,
+                                         batch_size=BATCH, client=client, chunk_tiles=BATCH))  # fmt: skip
+    done = drive(first)
+    _same(second.index, refs[32])
+    _same(done.index, refs[16])
+    # nothing was scattered under the plain names of its fields
+    assert not {"encoder", "root", "payload", "fingerprint"} & set(client.has_what().get(
+        next(iter(client.has_what())), ()))  # fmt: skip
+
+
 def test_a_killed_worker_loses_nothing(tmp_path, archive):
     """Worker processes; one is killed as soon as tasks run: its chunks run elsewhere."""
     from dask.distributed import Client, LocalCluster

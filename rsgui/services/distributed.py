@@ -159,8 +159,11 @@ def distributed_index_job(
         try:
             workers = _n_workers(client)
             staging.mkdir(parents=True, exist_ok=True)
-            archive_f = client.scatter(_archive_blob(archive), broadcast=True, hash=False)
-            payload_f = client.scatter(payload, broadcast=True, hash=False)
+            # each in a list: a dict given to scatter would be scattered value by value under
+            # its own keys ("encoder", "root"...), which another run on the same cluster
+            # overwrites or releases under it
+            [archive_f] = client.scatter([_archive_blob(archive)], broadcast=True, hash=False)
+            [payload_f] = client.scatter([payload], broadcast=True, hash=False)
             futures = [
                 client.submit(
                     _encode_chunk, archive_f, payload_f, c, cid, str(staging), batch_size,
