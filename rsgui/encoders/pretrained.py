@@ -52,7 +52,6 @@ class PretrainedSettings:
     stretch: tuple[float, float] = (1.0, 99.0)
     seed: int = 0
     itq_iterations: int = 50
-    batch_size: int = 32  # tiles per backbone call
 
     @classmethod
     def from_dict(cls, d: dict) -> PretrainedSettings:
@@ -63,13 +62,11 @@ class PretrainedSettings:
         out = cls(**known)
         if out.backbone not in ("efficientnet-lite0", "inception-v3"):
             raise ValueError(f"unknown backbone {out.backbone!r}")
-        ints = (out.input_size, out.seed, out.itq_iterations, out.batch_size)
+        ints = (out.input_size, out.seed, out.itq_iterations)
         if not all(type(v) is int for v in ints) or not 32 <= out.input_size <= 512:
             raise ValueError(f"pretrained settings input_size={out.input_size!r} not usable")
         if len(out.stretch) != 2 or not all(0 <= v <= 100 for v in out.stretch):
             raise ValueError(f"stretch percentiles {out.stretch} are not usable")
-        if not 1 <= out.batch_size <= 4096:
-            raise ValueError(f"batch size {out.batch_size} is not usable")
         return out
 
 
@@ -177,10 +174,8 @@ class PretrainedEncoder:
         net = load_backbone(self.settings.backbone, self.settings.input_size)
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(rgb))
-        step = self.settings.batch_size  # small batches: big ones cost more in page faults
-        with torch.no_grad():  # than they save (measured: 32 tiles 270 tiles/s, 256 tiles 91)
-            deep = torch.cat([net(x[i : i + step]) for i in range(0, len(x), step)]).numpy()
+        with torch.no_grad():  # the backbone runs in small chunks itself (training.backbone)
+            deep = net(torch.from_numpy(np.ascontiguousarray(rgb))).numpy()  # (N, backbone_dim)
         return np.concatenate([deep, self._cheap(pixels, valid)], axis=1).astype(np.float32)
 
     def _cheap(self, pixels: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
@@ -306,30 +301,16 @@ class PretrainedEncoder:
     @classmethod
     def from_state(cls, meta, arrays: dict[str, np.ndarray]) -> PretrainedEncoder:
         """The encoder of an index, from its metadata (``IndexMeta`` or dict) and arrays."""
-        get = meta.get if isinstance(meta, dict) else lambda k: getattr(meta, k)
-        described = dict(get("encoder") or {})
-        settings = PretrainedSettings.from_dict(described)
-        projection = ItqProjection.from_state(arrays, _PREFIX)
-        if projection.bits != int(get("bits")):
-            raise ValueError(
-                f"index says {get('bits')} bits, its projection gives {projection.bits}"
-            )
+        from rsgui.encoders.fitted import read_index_state
+
+        st = read_index_state(meta, arrays, _PREFIX)
+        settings = PretrainedSettings.from_dict(st.described)
         need = [_PREFIX + k for k in ("band_low", "band_high", "block_mean", "block_std")]
         if any(k not in arrays for k in need):
             raise ValueError("the index lacks the pretrained method's scaling arrays")
-        norm = get("normalisation") or {}
-        shape = described.get("tile_shape") or (64, 64)
-        if len(shape) != 2 or not all(type(v) is int and 1 <= v <= 4096 for v in shape):
-            raise ValueError(f"tile shape {shape!r} is not usable")
-        return cls(
-            tuple(get("band_names")),
-            Normalisation.from_dict(norm) if norm else Normalisation(),
-            settings,
-            tuple(shape),
-            *(arrays[k] for k in need),
-            projection=projection,
-            n_fit_tiles=described.get("n_fit_tiles"),
-        )
+        return cls(st.band_names, st.normalisation, settings, st.tile_shape,
+                   *(arrays[k] for k in need), projection=st.projection,
+                   n_fit_tiles=st.described.get("n_fit_tiles"))  # fmt: skip
 
 
 def archive_features_job(enc: PretrainedEncoder, archive, batch_size: int = 256) -> Job[np.ndarray]:

@@ -278,35 +278,19 @@ class SpectralEncoder:
     def from_state(cls, meta, arrays: dict[str, np.ndarray]) -> SpectralEncoder:
         """Re-create the encoder of an index from its metadata (``IndexMeta`` or its dict) and
         extra arrays."""
-        get = meta.get if isinstance(meta, dict) else lambda k: getattr(meta, k)
-        described = dict(get("encoder") or {})
-        settings = SpectralSettings.from_dict(described)
-        projection = ItqProjection.from_state(arrays, _PREFIX)
-        if projection.bits != int(get("bits")):
-            raise ValueError(
-                f"index says {get('bits')} bits but its projection gives {projection.bits}"
-            )
+        from rsgui.encoders.fitted import read_index_state
+
+        st = read_index_state(meta, arrays, _PREFIX)
+        settings = SpectralSettings.from_dict(st.described)
         low, high = arrays.get(_PREFIX + "band_low"), arrays.get(_PREFIX + "band_high")
         if settings.stretch is not None and (low is None or high is None):
             raise ValueError("the index lacks the spectral method's band stretch limits")
-        n_bands = len(tuple(get("band_names")))
+        n_bands = len(st.band_names)
         for limits in (low, high):
             if limits is not None and np.shape(limits) != (n_bands,):
                 raise ValueError(f"band limits of shape {np.shape(limits)} for {n_bands} bands")
-        norm = get("normalisation") or {}
-        shape = described.get("tile_shape") or (64, 64)
-        if len(shape) != 2 or not all(type(v) is int and 1 <= v <= 1024 for v in shape):
-            raise ValueError(f"tile shape {shape!r} is not usable")
-        return cls(
-            tuple(get("band_names")),
-            projection,
-            Normalisation.from_dict(norm) if norm else Normalisation(),
-            settings,
-            tuple(shape),
-            low,
-            high,
-            described.get("n_fit_tiles"),
-        )
+        return cls(st.band_names, st.projection, st.normalisation, settings, st.tile_shape,
+                   low, high, st.described.get("n_fit_tiles"))  # fmt: skip
 
     def _feature_dim(self, tile_shape) -> int:
         s = self.settings
