@@ -24,6 +24,15 @@ class ArchiveSubset:
     def __len__(self) -> int:
         return len(self.indices)
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(getattr(self.archive, "classes", ()) or ())
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class index per record (-1 unlabelled), as :attr:`rsgui.archive.Archive.labels`."""
+        return np.asarray(self.archive.labels)[self.indices]
+
     def tile_stats(self) -> np.ndarray:
         return np.asarray(self.archive.tile_stats())[self.indices]
 

@@ -199,7 +199,7 @@ def test_cli_train_then_index(tmp_path, demo_archive, light_uahm, capsys):
     from rsgui.services.indexing import build_index
 
     out = tmp_path / "u.safetensors"
-    assert run(cli_args(demo_archive, out, n_generated=2)) == 0
+    assert run(cli_args(demo_archive, out, n_generated=2, variant="thesis")) == 0
     assert out.with_suffix(".ssm.npz").is_file()  # cached similarity matrix
     assert len(list((tmp_path / "u_generated").glob("*.tif"))) == 2
     captured = capsys.readouterr()
@@ -209,7 +209,7 @@ def test_cli_train_then_index(tmp_path, demo_archive, light_uahm, capsys):
     index = build_index(archive, load_trained_encoder(out, "uahm"))
     assert len(index) == len(archive) and index.meta.bits == 8
     # resume to more steps
-    assert run(cli_args(demo_archive, out, steps=3, resume=str(out))) == 0
+    assert run(cli_args(demo_archive, out, steps=3, resume=str(out), variant="thesis")) == 0
     assert load_checkpoint(out)[1]["step"] == 3
 
 

@@ -38,6 +38,20 @@ def semantic_loss(h: torch.Tensor, s: torch.Tensor, dissimilar: float = -1.0) ->
     return (inner - target).pow(2).mean()
 
 
+def likelihood_loss(h: torch.Tensor, s: torch.Tensor, positive_weight: float = 1.0) -> torch.Tensor:
+    """Pairwise likelihood of the similarities (as in DPSH): ``-log sigma(theta)`` for similar
+    pairs, ``-log(1 - sigma(theta))`` for the others, ``theta = H_i . H_j / 2`` scaled to a
+    32-bit code so the sigmoid's range suits any length. Unlike the squared error it stops
+    pushing a pair once its sign is safely right, so the rare similar pairs of a kNN matrix
+    (``positive_weight`` weighs them up) are not drowned by the dissimilar ones.
+    """
+    theta = h @ h.t() * (16.0 / h.shape[1])  # (B, B)
+    similar = s > 0
+    loss = F.softplus(theta) - similar.to(theta.dtype) * theta
+    w = torch.where(similar, positive_weight, 1.0).to(theta.dtype)
+    return (loss * w).sum() / w.sum()
+
+
 def discriminator_loss(
     real_logit: torch.Tensor | None,
     fake_logit: torch.Tensor | None,
@@ -46,9 +60,12 @@ def discriminator_loss(
     w_binary: float = 0.1,
     w_semantic: float = 0.1,
     dissimilar: float = -1.0,
+    semantic: str = "mse",
+    positive_weight: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """L_D = L_D_adv + w1 L_b + w2 L_s (eq. 5.8); the hash terms use real tiles only.
 
+    ``semantic``: ``mse`` (eq. 5.6) or ``likelihood`` (:func:`likelihood_loss`).
     Without logits (dhnn-ms) only the hash terms remain; without ``h_real`` (gan-*) only the
     adversarial term. Returns the loss and its parts as floats for progress reports.
     """
@@ -63,7 +80,10 @@ def discriminator_loss(
         parts["binary"] = float(lb.detach())
         total = w_binary * lb if total is None else total + w_binary * lb
         if s is not None:
-            ls = semantic_loss(h_real, s, dissimilar)
+            if semantic == "likelihood":
+                ls = likelihood_loss(h_real, s, positive_weight)
+            else:
+                ls = semantic_loss(h_real, s, dissimilar)
             parts["semantic"] = float(ls.detach())
             total = total + w_semantic * ls
     if total is None:

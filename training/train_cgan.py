@@ -68,6 +68,10 @@ PRESETS: dict[str, dict] = {
         "model": {"width": 0.25},
         "train": {"steps": 600, "batch_size": 32, "checkpoint_every": 200},
     },
+    "cpu": {  # half the method's channels: thousands of steps on two cores
+        "model": {"width": 0.5},
+        "train": {"steps": 3000, "batch_size": 64, "checkpoint_every": 500},
+    },
 }
 
 

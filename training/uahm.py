@@ -11,6 +11,13 @@ Shapes for the method's 64x64 tiles (l = code length, c = bands: 3 rgb, 10 ms10)
       uahm         -> Linear 1024 BN LReLU -> { Linear l tanh (= hash), Linear 1 }
       dhnn-ms      -> Linear 1024 BN LReLU -> Linear l tanh              (no adversarial part)
 
+On frozen features (``input='features'``, the improved variant) the same three parts work on
+the training-free method's standardised vector (D = 1,334 for rgb: backbone 1,280 + band
+statistics and histograms) instead of pixels:
+
+    Generator      z ~ U[-1, 1]^l -> Linear hidden BN ReLU -> Linear D      (a fake feature vector)
+    Discriminator  (B, D) -> Linear hidden LReLU -> { Linear l tanh (= hash), Linear 1 (source) }
+
 Other power-of-two tile sizes (>= 16) keep the same layer pattern with one fewer or more
 up-sampling step; ``width`` scales every channel count for quick runs and tests. The source
 output is a logit: the losses use the sigmoid inside a numerically safe BCE-with-logits.
@@ -27,6 +34,7 @@ import torch.nn as nn
 from training.common import ConfigMixin
 
 VARIANTS = ("thesis", "improved")
+INPUTS = ("tiles", "features")
 
 
 @dataclass
@@ -41,8 +49,14 @@ class UAHMConfig(ConfigMixin):
     variant: str = "thesis"  # thesis | improved (see training.train_uahm.preset_config)
     adversarial: bool = True  # a generator and a source head (all but dhnn-ms)
     binary: bool = True  # a tanh hash head (uahm, dhnn-ms) rather than a float feature (gan-*)
+    input: str = "tiles"  # tiles | features (frozen training-free vectors of feature_dim)
+    feature_dim: int = 0  # D of the feature vectors when input == "features"
 
     def __post_init__(self) -> None:
+        if self.input not in INPUTS:
+            raise ValueError(f"unknown input {self.input!r}; choose {', '.join(INPUTS)}")
+        if self.input == "features" and not (self.feature_dim >= 1 and self.binary):
+            raise ValueError("a model on features needs feature_dim >= 1 and the hash head")
         if not (self.adversarial or self.binary):
             raise ValueError("a model without the adversarial part needs the binary hash head")
         if self.variant not in VARIANTS:
@@ -132,6 +146,39 @@ class Discriminator(nn.Module):
         return logit, h
 
 
+class FeatureGenerator(nn.Module):
+    """z (B, l) -> a fake standardised feature vector (B, D)."""
+
+    def __init__(self, cfg: UAHMConfig):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(cfg.bits, cfg.hidden, bias=False),
+            nn.BatchNorm1d(cfg.hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(cfg.hidden, cfg.feature_dim),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)  # (B, D)
+
+
+class FeatureDiscriminator(nn.Module):
+    """``(logit, h)`` of feature vectors: source logit (B,) or None, tanh hash (B, l). No batch
+    norm: a code must not depend on the other tiles of its batch."""
+
+    def __init__(self, cfg: UAHMConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.trunk = nn.Sequential(nn.Linear(cfg.feature_dim, cfg.hidden), nn.LeakyReLU(cfg.leak))
+        self.hash = nn.Linear(cfg.hidden, cfg.bits)
+        self.source = nn.Linear(cfg.hidden, 1) if cfg.adversarial else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        f = self.trunk(x)  # (B, D) -> (B, hidden)
+        logit = self.source(f).squeeze(1) if self.source is not None else None
+        return logit, torch.tanh(self.hash(f))  # (B,), (B, l)
+
+
 def init_weights(m: nn.Module) -> None:
     """DCGAN initialisation: N(0, 0.02) weights, BN scale N(1, 0.02)."""
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
@@ -143,8 +190,11 @@ def init_weights(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-def build(cfg: UAHMConfig) -> tuple[Generator | None, Discriminator]:
-    """The networks of a method, initialised; no generator for dhnn-ms."""
+def build(cfg: UAHMConfig) -> tuple[nn.Module | None, nn.Module]:
+    """The networks of a method, initialised; no generator for dhnn-ms. Feature networks keep
+    PyTorch's default initialisation (DCGAN's N(0, 0.02) is meant for convolutions on pixels)."""
+    if cfg.input == "features":
+        return (FeatureGenerator(cfg) if cfg.adversarial else None), FeatureDiscriminator(cfg)
     g = Generator(cfg) if cfg.adversarial else None
     d = Discriminator(cfg)
     for net in (g, d):

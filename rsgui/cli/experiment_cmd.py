@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="output folder for tables, plots and report (each file written is printed on stdout)",
     )
-    p.add_argument("--preset", choices=["quick", "thesis"], default="quick")
+    p.add_argument("--preset", choices=["quick", "cpu", "thesis"], default="quick")
     p.add_argument("--steps", type=int, default=None, help="override training steps per model")
     p.add_argument(
         "--bits", default=None, help="comma-separated code lengths (default per protocol)"

