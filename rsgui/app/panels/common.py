@@ -38,14 +38,18 @@ class ShowsErrors:
         self.error.clear_error()
 
 
-def light_plot(title: str, bottom: str, left: str, counts: bool = False) -> pg.PlotWidget:
+def light_plot(
+    title: str, bottom: str, left: str, counts: bool = False, grid: bool = True
+) -> pg.PlotWidget:
     """A white plot with a light grid and labelled axes, as every panel draws them.
 
     ``counts``: the bottom axis counts things (training steps): whole numbers, never scaled by an
-    SI prefix (an empty plot would otherwise read "step (x0.001)")."""
+    SI prefix (an empty plot would otherwise read "step (x0.001)"). ``grid=False`` for plots
+    redrawn live while a worker runs: the grid lines are half the cost of a repaint."""
     plot = pg.PlotWidget(title=title)
     plot.setBackground("w")
-    plot.showGrid(x=True, y=True, alpha=0.3)
+    if grid:
+        plot.showGrid(x=True, y=True, alpha=0.3)
     plot.setLabel("bottom", bottom)
     plot.setLabel("left", left)
     if counts:

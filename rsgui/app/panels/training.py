@@ -91,12 +91,15 @@ class TrainingPanel(ShowsErrors, QWidget):
         self._series: dict[str, tuple[list[float], list[float]]] = {}
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._map_points: tuple[list[float], list[float]] = ([], [])
+        self._map_drawn = 0
         self._dirty = False
         self._last_step = 0
         self._out_edited = False
         self.extra_options: dict = {}  # method extras a script or the demo may add
         self._build()
-        self._redraw_timer = QTimer(self, interval=200)
+        # a redraw of both plots costs 20-35 ms of the event loop (software painting of the axes
+        # and grids): twice a second keeps the curves live without stalling the window
+        self._redraw_timer = QTimer(self, interval=500)
         self._redraw_timer.timeout.connect(self._redraw)
         self._ckpt_timer = QTimer(self, interval=2000)
         self._ckpt_timer.timeout.connect(self.refresh_checkpoints)
@@ -107,6 +110,14 @@ class TrainingPanel(ShowsErrors, QWidget):
         )
         self._method_changed()
         self._archive_changed()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if not getattr(self, "_warmed", False):  # first shown: load the training code in a worker
+            self._warmed = True
+            from rsgui.services.training import warm_up
+
+            self.state.tasks.start(warm_up, name="Prepare training", key="warm-training")
 
     # --- layout --------------------------------------------------------------------------
     def _build(self) -> None:
@@ -120,6 +131,7 @@ class TrainingPanel(ShowsErrors, QWidget):
         self.bits.setCurrentIndex(BITS.index(64))
         self.preset = QComboBox()
         self.preset.addItem("Quick (small network, minutes)", "quick")
+        self.preset.addItem("CPU (sized for two cores: under an hour on 26,000 tiles)", "cpu")
         self.preset.addItem("Thesis settings (long; GPU advised)", "thesis")
         self.steps = QSpinBox(minimum=0, maximum=10_000_000, singleStep=100)
         self.steps.setSpecialValueText("as preset")
@@ -180,13 +192,16 @@ class TrainingPanel(ShowsErrors, QWidget):
         self.rate = QLabel("Not running")
         self.error = ErrorLabel()
 
-        self.loss_plot = light_plot("Training losses", "step", "loss", counts=True)
+        self.loss_plot = light_plot("Training losses", "step", "loss", counts=True, grid=False)
         self.loss_plot.addLegend(
             offset=(-10, 10), labelTextColor="k", brush=(255, 255, 255, 220), pen=(200, 200, 200)
         )
         self.loss_plot.setDownsampling(auto=True, mode="peak")
         self.loss_plot.setClipToView(True)
-        self.map_plot = light_plot("Retrieval MAP during training", "step", "MAP", counts=True)
+        self.loss_plot.enableAutoRange(False)  # see _fit_loss_range
+        self.map_plot = light_plot(
+            "Retrieval MAP during training", "step", "MAP", counts=True, grid=False
+        )
         self.map_plot.setYRange(0, 1)
         self.map_curve = self.map_plot.plot([], [], pen=pg.mkPen("#2c3e50", width=2),
                                             symbol="o", symbolSize=6)  # fmt: skip
@@ -483,10 +498,28 @@ class TrainingPanel(ShowsErrors, QWidget):
                 curve = self.loss_plot.plot([], [], pen=pg.mkPen(colour, width=1.5), name=name)
                 self._curves[name] = curve
             curve.setData(xs, ys)
+        self._fit_loss_range()
         show_empty(self.loss_plot, not self._series)
-        if self._map_points[0]:
+        if len(self._map_points[0]) != self._map_drawn:  # repaint the MAP plot only when it grew
+            self._map_drawn = len(self._map_points[0])
             self.map_curve.setData(*self._map_points)
             self.map_note.hide()
+
+    def _fit_loss_range(self) -> None:
+        """Move the loss plot's view only when the curves leave it or fill a third of it: an
+        unchanged view keeps the axes' drawing cached, so a redraw paints the curves alone."""
+        ys = [v for _, vals in self._series.values() for v in vals[-2000:]]
+        xs = [x for xs_, _ in self._series.values() for x in xs_[-1:]]
+        if not ys:
+            return
+        lo, hi = min(ys), max(ys)
+        span = (hi - lo) or max(abs(hi), 1e-3)
+        (x0, x1), (y0, y1) = self.loss_plot.getViewBox().viewRange()
+        if lo < y0 or hi > y1 or (y1 - y0) > 3 * span:
+            self.loss_plot.setYRange(lo - 0.15 * span, hi + 0.15 * span, padding=0)
+        total = self.progress.maximum() if self.progress.maximum() > 0 else max(xs)
+        if max(xs) > x1 or x1 > 1.5 * max(total, 1):
+            self.loss_plot.setXRange(0, max(total, max(xs)), padding=0.02)
 
     def _reset_curves(self) -> None:
         for curve in self._curves.values():
@@ -497,6 +530,7 @@ class TrainingPanel(ShowsErrors, QWidget):
         self._curves.clear()
         self._series.clear()
         self._map_points = ([], [])
+        self._map_drawn = 0
         self.map_curve.setData([], [])
         self.map_note.setText("a generator: no retrieval measure" if self.spec.generator
                               else "no retrieval measure reported yet")  # fmt: skip
