@@ -6,7 +6,9 @@ The vectors come from the archive's feature cache (``rsgui-cli index --method pr
 UAHM training fills it; otherwise the backbone runs first, not timed). For each size N it builds
 the improved variant's symmetric kNN graph (K from :func:`training.ssm.knn_k`) and, up to
 ``--two-stage-max`` tiles, the method's two-stage matrix (K1 / K2 = 10 % / 6 % of N), and prints
-seconds, the growth of the process's peak resident memory and the IoU against the classes.
+seconds, the growth of the process's peak resident memory, the IoU against the classes and the
+share of similar pairs that are of one class (IoU punishes a sparse graph for the pairs it never
+claims).
 ``ratio_knn_vs_two_stage_s=X`` compares both at the largest size both ran.
 """
 
@@ -38,7 +40,7 @@ def main() -> int:
     ap.add_argument("--two-stage-max", type=int, default=5000)
     args = ap.parse_args()
     from rsgui.services.similarity import extractor_job
-    from training.ssm import accuracy_iou, build_ssm, knn_graph_job, knn_k, scaled_k
+    from training.ssm import accuracy_iou, build_ssm, knn_graph_job, knn_k, pair_precision, scaled_k
 
     archive = Archive.open(args.archive)
     sizes = [min(int(s), len(archive)) for s in args.sizes.split(",")]
@@ -67,13 +69,18 @@ def main() -> int:
             grow = peak_mb() - before
             _, iou = accuracy_iou(ssm, y)
             times[(kind, n)] = secs
-            rows.append((kind, n, ks, secs, grow, ssm.packed.nbytes / 2**20, iou))
+            prec = pair_precision(ssm, y)
+            rows.append((kind, n, ks, secs, grow, ssm.packed.nbytes / 2**20, iou, prec))
             print(f"{kind} {n}: {secs:.1f} s", file=sys.stderr, flush=True)
     print(f"\n{archive.root.name}: pretrained vectors ({x_all.shape[1]} values) of {args.bands}")
-    print("| matrix | tiles | K | seconds | peak memory growth MB | matrix MB | IoU |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for kind, n, ks, secs, grow, mb, iou in rows:
-        print(f"| {kind} | {n} | {ks} | {secs:.1f} | {grow:.0f} | {mb:.0f} | {iou:.3f} |")
+    print(
+        "| matrix | tiles | K | seconds | peak memory growth MB | matrix MB | IoU | pairs of one class |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for kind, n, ks, secs, grow, mb, iou, prec in rows:
+        print(
+            f"| {kind} | {n} | {ks} | {secs:.1f} | {grow:.0f} | {mb:.0f} | {iou:.3f} | {prec:.3f} |"
+        )
     both = [n for n in sizes if ("two-stage", n) in times]
     if both:
         n = max(both)

@@ -21,7 +21,7 @@ from rsgui.services.search import encode_query, encoder_for_index
 from rsgui.services.training import plan_uahm, train_job
 from training.checkpoint import load_checkpoint
 from training.losses import likelihood_loss
-from training.ssm import SSMConfig, knn_graph_job, knn_k, resolve_k
+from training.ssm import SSMConfig, knn_graph_job, knn_k, pair_precision, resolve_k
 from training.train_uahm import TrainSettings, encode, load_networks, preset_config, train
 from training.uahm import UAHMConfig
 
@@ -77,6 +77,14 @@ def test_knn_graph_is_symmetric_and_holds_each_tiles_neighbours(k):
 def test_knn_k_scales_with_the_archive(n, k):
     assert knn_k(n) == k
     assert resolve_k(n, SSMConfig(mode="knn")) == (k, 0)
+
+
+def test_pair_precision_counts_the_graphs_pairs_of_one_class():
+    x, y = clusters(n_per=20, k=4)
+    s = drive(knn_graph_job(x, 5))
+    assert pair_precision(s, y) > 0.95  # well-separated land covers: neighbours share a class
+    shuffled = np.random.default_rng(1).permutation(y)
+    assert pair_precision(s, shuffled) < 0.5  # chance is 0.25
 
 
 def test_knn_graph_refuses_impossible_k():

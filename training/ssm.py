@@ -315,6 +315,20 @@ def accuracy_iou(ssm: SSM, labels: np.ndarray, block: int = 2048) -> tuple[float
     return agree / float(ssm.n * ssm.n), (inter / union if union else 0.0)
 
 
+def pair_precision(ssm: SSM, labels: np.ndarray, block: int = 2048) -> float:
+    """Share of the similar pairs (diagonal left out) whose two tiles share a class: what a
+    sparse kNN graph gets right, which IoU against whole classes cannot show."""
+    labels = np.asarray(labels)
+    same = total = 0
+    for r0 in range(0, ssm.n, block):
+        rows = np.arange(r0, min(ssm.n, r0 + block))
+        s = ssm.rows(rows)
+        s[np.arange(len(rows)), rows] = False
+        same += int((s & (labels[rows, None] == labels[None, :])).sum())
+        total += int(s.sum())
+    return same / total if total else 0.0
+
+
 def cache_key(paths: Sequence[str], cfg: SSMConfig, k1: int, k2: int) -> str:
     """Identifies an SSM: the tiles (in order) and every setting that changes it."""
     h = hashlib.sha256()

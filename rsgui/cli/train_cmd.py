@@ -52,8 +52,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--variant",
         choices=["thesis", "improved"],
         default=None,
-        help="uahm/dhnn-ms: the method's own losses and sampling, or the improved ones "
-        "(default: improved with --preset quick, thesis with --preset thesis)",
+        help="uahm/dhnn-ms: the method's own networks and losses on pixels, or the improved ones "
+        "(uahm: a hash network on the frozen pretrained vectors with their kNN graph, when the "
+        "backbone is installed); default improved with --preset quick or cpu, thesis with "
+        "--preset thesis",
     )
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.set_defaults(func=run)

@@ -108,7 +108,15 @@ def run(args: argparse.Namespace) -> int:
     from rsgui.encoders.registry import method as method_spec
     from rsgui.services.similarity import archive_features
     from rsgui.services.training import read_tiles, torch_device
-    from training.ssm import SSMConfig, accuracy_iou, build_ssm, combine, knn_graph_job, resolve_k
+    from training.ssm import (
+        SSMConfig,
+        accuracy_iou,
+        build_ssm,
+        combine,
+        knn_graph_job,
+        pair_precision,
+        resolve_k,
+    )
     from training.train_uahm import encode, load_networks, preset_config, train
 
     t_start = time.perf_counter()
@@ -204,6 +212,9 @@ def run(args: argparse.Namespace) -> int:
         ssm = drive(knn_graph_job(xt, resolve_k(len(t_idx), knn_cfg)[0], device))
         timings["ssm-knn"] = time.perf_counter() - t0
         acc, iou = accuracy_iou(ssm, tl)
+        say(
+            f"pretrained kNN graph: {pair_precision(ssm, tl):.3f} of its similar pairs share a class"
+        )
         ssms["pretrained-knn"] = ssm
         ssm_rows.append({"features": f"pretrained kNN (K = {ssm.info['k1']})", "accuracy": acc,
                          "iou": iou, "density": ssm.density()})  # fmt: skip
