@@ -37,6 +37,7 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--pause-s", type=float, default=5.0)
     ap.add_argument("--timeout-s", type=float, default=3600.0)
+    ap.add_argument("--screenshot", default=None, help="save the panel at the end as this PNG")
     args = ap.parse_args()
 
     from PySide6.QtCore import QTimer
@@ -134,6 +135,8 @@ def main() -> int:
     spin(0.5)
     index_s = time.perf_counter() - t_index
     timer.stop()
+    if args.screenshot:
+        panel.grab().save(args.screenshot)
 
     print(f"\n{Path(args.archive).name}: {len(state.archive)} tiles, {args.method} {args.bands} "
           f"{args.bits} bits, preset {args.preset}; opened in {open_s:.1f} s")  # fmt: skip

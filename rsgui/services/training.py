@@ -266,7 +266,19 @@ def _uahm_job(archive, spec, out, bands, bits, steps, preset, device, seed, batc
             eval_tiles = yield from read_tiles(arc, plan.eval_idx, plan.bands)
         k = plan.settings.eval_k
         evaluate = map_evaluator(arc.labels[plan.eval_idx], k, plan.model_cfg.binary)
-    meta = {
+    meta = _uahm_meta(arc, plan, preset, device, ssm)
+    path = yield from train(
+        plan.model_cfg, plan.settings, tiles, ssm, out=out, meta=meta, device=device,
+        eval_tiles=eval_tiles, evaluate=evaluate, resume=resume,
+    )  # fmt: skip
+    if n_generated and plan.model_cfg.adversarial:
+        write_unconditional(path, int(n_generated), out.with_name(out.stem + "_generated"), seed)
+    return path
+
+
+def _uahm_meta(arc, plan: UAHMPlan, preset, device, ssm, **extra) -> dict:
+    """What every UAHM-family checkpoint records of its run (the sidecar JSON)."""
+    return {
         "band_names": list(plan.bands),
         "normalisation": arc.normalisation.to_dict(),
         "archive_root": str(arc.root),
@@ -275,14 +287,8 @@ def _uahm_job(archive, spec, out, bands, bits, steps, preset, device, seed, batc
         "preset": preset,
         "device": str(device),
         "ssm": {**plan.ssm_cfg.to_dict(), **ssm.info} if ssm else {},
+        **extra,
     }
-    path = yield from train(
-        plan.model_cfg, plan.settings, tiles, ssm, out=out, meta=meta, device=device,
-        eval_tiles=eval_tiles, evaluate=evaluate, resume=resume,
-    )  # fmt: skip
-    if n_generated and plan.model_cfg.adversarial:
-        write_unconditional(path, int(n_generated), out.with_name(out.stem + "_generated"), seed)
-    return path
 
 
 def _uahm_features_job(arc, plan: UAHMPlan, out: Path, preset, device, resume) -> Job[Path]:
@@ -304,20 +310,9 @@ def _uahm_features_job(arc, plan: UAHMPlan, out: Path, preset, device, resume) -
             _, raw_e = yield from extractor_job(arc, plan.eval_idx, plan.bands, enc)
             eval_x = enc.standardise(raw_e)
         evaluate = map_evaluator(arc.labels[plan.eval_idx], plan.settings.eval_k, True)
-    cfg = plan.model_cfg
-    meta = {
-        "band_names": list(plan.bands),
-        "normalisation": arc.normalisation.to_dict(),
-        "archive_root": str(arc.root),
-        "n_train_tiles": int(len(plan.train_idx)),
-        "eval": plan.eval_note,
-        "preset": preset,
-        "device": str(device),
-        "ssm": {**plan.ssm_cfg.to_dict(), **ssm.info},
-        "extractor": extractor_state(enc),
-    }
+    meta = _uahm_meta(arc, plan, preset, device, ssm, extractor=extractor_state(enc))
     return (
-        yield from train(cfg, plan.settings, x, ssm, out=out, meta=meta, device=device,
+        yield from train(plan.model_cfg, plan.settings, x, ssm, out=out, meta=meta, device=device,
                          eval_tiles=eval_x, evaluate=evaluate, resume=resume)
     )  # fmt: skip
 
