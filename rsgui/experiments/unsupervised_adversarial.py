@@ -374,6 +374,10 @@ the archive). Per class: min(100, ceil(n/3)) queries, the rest archive, min(500,
 tiles. Preset `{args.preset}`, seed {args.seed}, {total:.0f} s in all. Each query ranks the whole
 archive: binary codes by Hamming distance of their signs, float features by cosine; ties keep
 archive order. "(non-bin)" rows of hashing models rank their tanh outputs by cosine.
+gan-*, dhnn-ms and uahm are the thesis' variants, trained on pixels; uahm-improved is a hash
+network on the frozen `pretrained` vectors of the tiles trained with their kNN graph (no labels),
+or the pixel model with partner sampling where the backbone is not installed; spectral and
+pretrained are fitted on the archive part without training.
 
 ## MAP@100
 
