@@ -252,3 +252,51 @@ def test_a_tampered_extractor_is_refused_naming_the_file(trained, tmp_path, fiel
 def test_the_thesis_variant_stays_selectable(demo_archive):
     plan = plan_uahm(Archive.open(demo_archive), "uahm", "rgb", 32, "quick", variant="thesis")
     assert plan.model_cfg.input == "tiles" and plan.model_cfg.adversarial
+
+
+@pytest.mark.realdata
+def test_on_real_tiles_it_beats_spectral_with_queries_held_out(real_archive, tmp_path):
+    """The quick preset, trained without labels on 211 of the 311 real MS tiles, against
+    ``spectral`` fitted on the same tiles; the other 100 query them (measured: MAP@20 0.734 /
+    P@10 0.663 against 0.650 / 0.561)."""
+    from rsgui.encoders.spectral import SpectralEncoder
+    from rsgui.subset import ArchiveSubset
+
+    arc = Archive.open(real_archive)
+    rng = np.random.default_rng(0)
+    q = np.sort(
+        np.concatenate(
+            [rng.choice(np.flatnonzero(arc.labels == c), 10, replace=False) for c in range(10)]
+        )
+    )
+    db = np.setdiff1d(np.arange(len(arc)), q)
+    res = drive(
+        train_job(
+            ArchiveSubset(arc, db),
+            "uahm",
+            tmp_path / "u.safetensors",
+            bands="ms10",
+            bits=64,
+            device="cpu",
+        )
+    )
+    enc = load_trained_encoder(res.path, "uahm")
+    uahm = (
+        drive(enc.archive_codes_job(ArchiveSubset(arc, q))),
+        drive(enc.archive_codes_job(ArchiveSubset(arc, db))),
+    )
+    spec = SpectralEncoder.fit(ArchiveSubset(arc, db), "ms10", 64)
+    spectral = tuple(
+        np.concatenate(
+            [spec.encode(b.pixels, b.valid) for b in ArchiveSubset(arc, i).iter_batches("ms10")]
+        )
+        for i in (q, db)
+    )
+
+    def scores(codes):
+        order = ranking.rank(codes[0], codes[1], True, k=20)
+        rel = arc.labels[db][order] == arc.labels[q][:, None]
+        return metrics.map_at_k(rel, 20), rel[:, :10].mean()
+
+    (m_u, p_u), (m_s, p_s) = scores(uahm), scores(spectral)
+    assert m_u > m_s + 0.03 and p_u > p_s + 0.03, (m_u, p_u, m_s, p_s)
