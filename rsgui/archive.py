@@ -48,11 +48,11 @@ from rsgui.bands import (
     resolve_band_set,
 )
 from rsgui.errors import MissingBandsError, TileReadError
-from rsgui.geo import georef_from_entry, lonlat_many
+from rsgui.geo import georef_from_entry, georef_from_row, lonlat_many
 from rsgui.listing import FileStat, list_files
 from rsgui.prefetch import prefetched
 from rsgui.sources import OpenedSource, SourceReader
-from rsgui.tiles import GeoRef, Problem, TileBatch, TileRecord
+from rsgui.tiles import Problem, TileBatch, TileRecord
 
 Progress = Callable[[int, int], None]
 BandSpec = str | tuple[str, ...] | list[str]
@@ -224,22 +224,6 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-_EMPTY_GEOREF = GeoRef()
-
-
-def _georef(crs: str | None, row: list[float]) -> GeoRef:
-    """GeoRef from a manifest geo row (NaN = unknown)."""
-    if not crs or row[0] != row[0]:
-        return _EMPTY_GEOREF
-    ll = row[4] == row[4]
-    return GeoRef(
-        crs,
-        (row[0], row[1], row[2], row[3]),
-        (row[4], row[5]) if ll else None,
-        tuple(zip(row[6:16:2], row[7:16:2], strict=True)) if ll else None,
-    )
-
-
 # ---------------------------------------------------------------------------- deciding per kind
 def _archive_root(root: str | os.PathLike) -> Path:
     p = Path(root).expanduser().resolve()
@@ -399,7 +383,7 @@ def _records(m: mf.Manifest, kept: list[int], shape: Shape, labelled: bool) -> l
         rel = m.paths[j]
         label = rel.split("/", 1)[0] if labelled and "/" in rel else None
         crs = m.kinds[kind_ids[j]].get("crs")
-        records.append(TileRecord(i, rel, label, h, w, c, _georef(crs, geo[i])))
+        records.append(TileRecord(i, rel, label, h, w, c, georef_from_row(crs, geo[i])))
     return records
 
 

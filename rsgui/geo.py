@@ -105,10 +105,13 @@ def lonlat_rows(crs: str | None, bounds: np.ndarray) -> np.ndarray:
     return out
 
 
+_EMPTY = GeoRef()  # frozen: one instance serves every tile without georeference
+
+
 def georef_from_row(crs: str | None, row: Sequence[float]) -> GeoRef:
     """GeoRef from bounds (4) + :func:`lonlat_rows` (12) numbers, NaN meaning unknown."""
     if not crs or row[0] != row[0]:
-        return GeoRef()
+        return _EMPTY
     ll = row[4] == row[4]
     return GeoRef(
         crs,

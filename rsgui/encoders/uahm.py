@@ -45,12 +45,7 @@ class UAHMEncoder:
 
         from training.uahm import to_model_range
 
-        pixels = np.asarray(pixels, dtype=np.float32)
-        if pixels.ndim != 4 or pixels.shape[1] != len(self.band_names):
-            raise ValueError(
-                f"{self.path.name} encodes tiles with {len(self.band_names)} bands "
-                f"({', '.join(self.band_names)}), got shape {pixels.shape}"
-            )
+        pixels = self._checked(pixels)
         size = self.cfg.image_size
         out = []
         with torch.no_grad():
@@ -62,6 +57,16 @@ class UAHMEncoder:
         if not out:
             return np.zeros((0, self.bits), np.float32)
         return torch.cat(out).numpy().astype(np.float32)
+
+    def _checked(self, pixels) -> np.ndarray:
+        """float32 tiles of the model's bands, or a ValueError naming the model file."""
+        pixels = np.asarray(pixels, dtype=np.float32)
+        if pixels.ndim != 4 or pixels.shape[1] != len(self.band_names):
+            raise ValueError(
+                f"{self.path.name} encodes tiles with {len(self.band_names)} bands "
+                f"({', '.join(self.band_names)}), got shape {pixels.shape}"
+            )
+        return pixels
 
     def check_bands(self, available) -> None:
         """Refuse an archive that lacks the model's bands, naming the model file."""
@@ -99,12 +104,7 @@ class UAHMFeatureEncoder(UAHMEncoder):
         self.extractor = extractor_from_meta(self.path, meta, cfg, self.normalisation)
 
     def encode(self, pixels: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-        pixels = np.asarray(pixels, dtype=np.float32)
-        if pixels.ndim != 4 or pixels.shape[1] != len(self.band_names):
-            raise ValueError(
-                f"{self.path.name} encodes tiles with {len(self.band_names)} bands "
-                f"({', '.join(self.band_names)}), got shape {pixels.shape}"
-            )
+        pixels = self._checked(pixels)
         return self.encode_features(self.extractor.raw_features(pixels, valid))
 
     def encode_features(self, raw: np.ndarray) -> np.ndarray:

@@ -22,7 +22,6 @@ refusing any file that is not one, too large, or out of range.
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 import weakref
@@ -44,6 +43,7 @@ from rsgui.services.search import (
     SearchResults,
     _query_label,
     _reads_alike,
+    check_area,
     encode_query,
     encoder_for_index,
     own_position,
@@ -134,19 +134,8 @@ class Filters:
 
 
 def check_bbox(bbox) -> tuple[float, float, float, float]:
-    """(west, south, east, north) as floats within lon/lat range, west <= east, south <= north."""
-    try:
-        w, s, e, n = (float(v) for v in bbox)
-    except (TypeError, ValueError):
-        raise ValueError(f"an area is west,south,east,north in degrees, got {bbox!r}") from None
-    if not all(math.isfinite(v) for v in (w, s, e, n)):
-        raise ValueError("an area's corners must be finite numbers")
-    if not (-180 <= w <= e <= 180 and -90 <= s <= n <= 90):
-        raise ValueError(
-            f"area {w:g},{s:g},{e:g},{n:g}: need -180 <= west <= east <= 180 and "
-            "-90 <= south <= north <= 90"
-        )
-    return (w, s, e, n)
+    """(west, south, east, north) as floats within lon/lat range: the search's own check."""
+    return check_area(bbox)
 
 
 def parse_bbox(text: str) -> tuple[float, float, float, float]:
