@@ -53,20 +53,33 @@ def test_protocol_writes_tables_and_figures(demo_archive, tmp_path, tiny_feature
         bits="8,16", device="cpu", seed=0,
         config={
             "gan_steps": 2, "gan_width": 0.125, "gan_batch": 8, "n_generated": 20, "dh_steps": 3,
-            "ms10_steps": 2, "is_style": False,
+            "ms10_steps": 2, "is_style": False, "improved_steps": 2, "metric_tiles": 30,
             "features": {"weights": tiny_features, "input_size": 75, "rgb_gain": 1.0},
         },
     )  # fmt: skip
     assert experiment.run(args) == 0
     r = json.loads((out / "results.json").read_text())
     assert r["test_per_class"] == 2 and r["n_test"] == 20 and r["k"] == 19
-    assert set(r["map"]) == {"real", "real+cdcgan", "real+acgan", "real-ms10"}
-    assert set(r["map"]["real"]) == {"8", "16"}
-    assert all(0 <= v <= 1 for d in r["map"].values() for v in d.values())
+    trained = {"real", "real+cdcgan", "real+acgan", "real-ms10"}
+    improved = {"improved:real", "improved:real+cdcgan", "improved:real+acgan"}
+    assert set(r["map"]) == trained | improved | {"improved:real-ms10", "spectral", "pretrained"}
+    assert set(r["map"]["real"]) == set(r["map"]["spectral"]) == {"8", "16"}
+    assert set(r["map"]["improved:real"]) == {"16"}  # the improved network at the middle length
+    assert all(0 <= v <= 1 for key in ("map", "p10") for d in r[key].values() for v in d.values())
+    pr = r["pr"]["improved:real"]
+    assert len(pr["precision"]) == len(pr["recall"]) and pr["recall"][-1] == pytest.approx(1.0)
+    assert r["n_metric_real"] == 30
     assert r["gan"]["acgan"]["n_generated"] == 20 and r["gan"]["cdcgan"]["fid"] >= 0
-    for f in ("report.md", "samples_cdcgan.png", "samples_acgan.png", "training_curves.png"):
+    figures = ("samples_cdcgan.png", "samples_acgan.png", "training_curves.png", "pr_curves.png")
+    for f in ("report.md", *figures):
         assert (out / f).stat().st_size > 0
     text = (out / "report.md").read_text()
     assert "Scaled protocol" in text and "IS-style score (EfficientNet-Lite0)" in text
     assert "Highway" in text and "River" in text
+    assert "Improved network, only real tiles" in text and "spectral (training-free)" in text
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+
+    # a second run (after a kill, or another day) reuses every finished stage
+    models = {p: p.stat().st_mtime_ns for p in (out / "models").glob("*.safetensors")}
+    assert experiment.run(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "models").glob("*.safetensors")} == models

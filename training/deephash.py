@@ -13,7 +13,7 @@ Losses (all minimised; batch means instead of the method's sums, the scale goes 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -32,6 +32,11 @@ class DeepHashConfig(ConfigMixin):
     channels: int = 10  # ms10 CNN input bands
     cnn_width: int = 32
     dropout: float = 0.5  # few labelled tiles: the dense layers overfit quickly
+    # thesis: the method's network (above); improved: the backbone fine-tuned on the tiles
+    # (training.deephash_improved), which reads tiles of any band set with B04/B03/B02 in it
+    variant: str = "thesis"
+    input_size: int = 64  # improved: the backbone's input side
+    rgb_index: list = field(default_factory=lambda: [0, 1, 2])  # improved: B04/B03/B02 positions
 
 
 class HashHead(nn.Module):

@@ -125,9 +125,12 @@ def classifier_probs(
     return np.concatenate(out) if out else np.zeros((0, 1000), np.float32)
 
 
-def is_style_score(rgb01: np.ndarray, n_splits: int = 10, device="cpu") -> tuple[float, float]:
-    """IS-style score (EfficientNet-Lite0) of true-colour tiles: (mean, std over splits)."""
-    return inception_score_from_probs(classifier_probs(rgb01, device), n_splits)
+def is_style_score(
+    rgb01: np.ndarray, n_splits: int = 10, device="cpu", size: int = 224
+) -> tuple[float, float]:
+    """IS-style score (EfficientNet-Lite0 at ``size`` px) of true-colour tiles: (mean, std
+    over splits)."""
+    return inception_score_from_probs(classifier_probs(rgb01, device, size=size), n_splits)
 
 
 def histogram_intersection(a: np.ndarray, b: np.ndarray, bins: int = 64) -> float:
