@@ -154,8 +154,15 @@ def test_encoder_and_index_command(demo_archive, tmp_path, tiny_feature_net, ban
     out = tmp_path / "dh.safetensors"
     data = drive(prepare_deephash_data(demo_archive, bands, out=out, features=features))
     assert data.inputs.shape[0] == len(Archive.open(demo_archive))
-    if bands == "rgb":
-        assert data.inputs.shape[1] == 24 and out.with_suffix(".features.npz").is_file()
+    if bands == "rgb":  # features cached per tile beside the archive's indexes
+        from rsgui.index_store import writable_index_dir
+
+        cached = list((writable_index_dir(demo_archive) / "features").glob("*.npz"))
+        assert data.inputs.shape[1] == 24 and cached
+        stamp = {p: p.stat().st_mtime_ns for p in cached}
+        again = drive(prepare_deephash_data(demo_archive, bands, out=out, features=features))
+        np.testing.assert_allclose(again.inputs, data.inputs)
+        assert {p: p.stat().st_mtime_ns for p in cached} == stamp  # all hits, nothing rewritten
     drive(train_deephash(data, out, 16, _cfg(3)))
 
     enc = load_trained_encoder(out, "deephash")
@@ -186,3 +193,7 @@ def test_encoder_and_index_command(demo_archive, tmp_path, tiny_feature_net, ban
     assert (
         len(idx) == data.inputs.shape[0] and idx.meta.bits == 16 and idx.meta.method == "deephash"
     )
+    # the index's codes (rgb: from the cached features) are the encoder's codes of the tiles
+    from rsgui.codes import unpack_codes
+
+    assert ((unpack_codes(idx.codes[:3], 16) > 0) == (codes > 0)).all()

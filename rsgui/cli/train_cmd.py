@@ -52,10 +52,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--variant",
         choices=["thesis", "improved"],
         default=None,
-        help="uahm/dhnn-ms: the method's own networks and losses on pixels, or the improved ones "
-        "(uahm: a hash network on the frozen pretrained vectors with their kNN graph, when the "
-        "backbone is installed); default improved with --preset quick or cpu, thesis with "
-        "--preset thesis",
+        help="uahm/dhnn-ms/deephash: the method's own networks and losses, or the improved ones "
+        "(uahm: a hash network on the frozen pretrained vectors with their kNN graph; deephash: "
+        "the shipped EfficientNet-Lite0 fine-tuned on the tiles towards class hash centres; both "
+        "when the backbone is installed); default improved with --preset quick or cpu, thesis "
+        "with --preset thesis",
     )
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.set_defaults(func=run)

@@ -468,7 +468,8 @@ def prepare_deephash_data(
 ) -> Job:
     """Real tiles of ``archive`` (``indices`` to restrict it) plus ``n_generated`` tiles of the
     GAN ``augment``, as network inputs (a DeepHashData): the method's network takes rgb
-    features (cached beside ``out``) or ms10 tiles, the improved one tiles of either set."""
+    features (cached per tile beside the archive's indexes) or ms10 tiles, the improved one
+    tiles of either set."""
     import torch
 
     from training.train_deephash import (
@@ -498,10 +499,11 @@ def prepare_deephash_data(
     settings = None
     if variant == "improved":  # tiles in, kept as float16: 26,000 RGB tiles in 640 MB
         inputs = np.concatenate([real, gen_x]).astype(np.float16)
-    elif bands == "rgb":
+    elif bands == "rgb":  # the tiles' features through the archive's cache, shared with indexing
+        from rsgui.encoders.deephash import inception_features_cached_job
+
         settings = feature_settings(arc, features)
-        paths = [arc.records[i].path for i in idx]
-        inputs = yield from cached_features(real, paths, settings, out, device)
+        inputs = yield from inception_features_cached_job(arc, settings, device, idx, real)
         if len(gen_x):
             gen_f = yield from inception_features_job(gen_x, settings, device)
             inputs = np.concatenate([inputs, gen_f])
