@@ -449,10 +449,9 @@ def _training_free(arc, train_idx, test_idx, bits_list, bands: str, score, log) 
     from rsgui.encoders.pretrained import PretrainedEncoder
     from rsgui.encoders.spectral import SpectralEncoder
     from rsgui.errors import BackboneUnavailable
-    from rsgui.subset import ArchiveSubset
-
     from rsgui.feature_cache import FOLDER
     from rsgui.index_store import writable_index_dir
+    from rsgui.subset import ArchiveSubset
 
     cache = writable_index_dir(arc.root) / FOLDER  # one backbone pass for every code length
     sub = ArchiveSubset(arc, train_idx)
