@@ -85,6 +85,16 @@ def write_tile():
     return _write
 
 
+def held_out(labels: np.ndarray, per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(queries, archive part): ``per_class`` random tiles of every class held out of training."""
+    rng = np.random.default_rng(seed)
+    q = [
+        rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in np.unique(labels)
+    ]
+    q = np.sort(np.concatenate(q))
+    return q, np.setdiff1d(np.arange(len(labels)), q)
+
+
 @pytest.fixture
 def real_archive() -> Path:
     """The 311-tile real EuroSAT MS subset beside the repository, or skip when absent."""

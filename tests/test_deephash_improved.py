@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import held_out
 
 from rsgui.errors import ModelFileError
 from rsgui.progress import drive
@@ -192,13 +193,7 @@ def test_on_real_ms_tiles_it_beats_spectral_with_queries_held_out(real_archive, 
     from rsgui.subset import ArchiveSubset
 
     arc = Archive.open(real_archive)
-    rng = np.random.default_rng(0)
-    q = np.sort(
-        np.concatenate(
-            [rng.choice(np.flatnonzero(arc.labels == c), 10, replace=False) for c in range(10)]
-        )
-    )
-    db = np.setdiff1d(np.arange(len(arc)), q)
+    q, db = held_out(arc.labels, per_class=10)
     out = tmp_path / "dh.safetensors"
     res = drive(train_job(ArchiveSubset(arc, db), "deephash", out, bands="ms10", bits=32))
     enc = load_trained_encoder(res.path, "deephash")

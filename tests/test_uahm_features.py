@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import held_out
 
 from rsgui import metrics, ranking
 from rsgui.archive import Archive
@@ -263,13 +264,7 @@ def test_on_real_tiles_it_beats_spectral_with_queries_held_out(real_archive, tmp
     from rsgui.subset import ArchiveSubset
 
     arc = Archive.open(real_archive)
-    rng = np.random.default_rng(0)
-    q = np.sort(
-        np.concatenate(
-            [rng.choice(np.flatnonzero(arc.labels == c), 10, replace=False) for c in range(10)]
-        )
-    )
-    db = np.setdiff1d(np.arange(len(arc)), q)
+    q, db = held_out(arc.labels, per_class=10)
     res = drive(
         train_job(
             ArchiveSubset(arc, db),
