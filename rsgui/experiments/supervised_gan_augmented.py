@@ -162,8 +162,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from rsgui.archive import Archive
+    from rsgui.encoders.deephash import inception_features_cached_job
     from rsgui.encoders.registry import method as method_spec
-    from rsgui.services.training import cached_features, torch_device
+    from rsgui.services.training import torch_device
 
     log = _Log()
     cfg = dict(PRESETS[getattr(args, "preset", None) or "quick"])
@@ -200,10 +201,9 @@ def run(args: argparse.Namespace) -> int:
 
     # ---- real tiles and their Inception features (computed once) ----
     rgb = arc.read(np.arange(len(arc)).tolist(), bands="rgb").pixels
-    paths = [r.path for r in arc.records]
     t0 = time.perf_counter()
-    feats = drive(
-        cached_features(rgb, paths, cfg["features"], out / "features_real", device),
+    feats = drive(  # through the archive's feature cache, shared with training and indexing
+        inception_features_cached_job(arc, cfg["features"], device, pixels=rgb),
         _every(log, "Inception features", 2000),
     )
     t_features = time.perf_counter() - t0

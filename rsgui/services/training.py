@@ -13,7 +13,6 @@ Every function here that takes long is a job (a generator yielding
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -426,32 +425,6 @@ def deephash_variant(variant: str | None, preset: str) -> str:
     if preset == "thesis" or not installed("efficientnet-lite0"):
         return "thesis"
     return "improved"
-
-
-def cached_features(
-    rgb: np.ndarray, paths, settings: dict, out: str | Path | None, device="cpu"
-) -> Job[np.ndarray]:
-    """Inception features of true-colour tiles, cached in ``OUT.features.npz`` and reused when
-    the tiles (their paths, in order) and the settings are the same."""
-    from rsgui.atomic import atomic_path
-    from training.train_deephash import inception_features_job
-
-    key = hashlib.sha256(json.dumps([settings, list(paths)], sort_keys=True).encode()).hexdigest()
-    cache = None if out is None else Path(out).with_suffix(".features.npz")
-    if cache is not None and cache.is_file():
-        from rsgui.safeload import load_npz
-
-        try:
-            z = load_npz(cache, what="feature cache")  # member sizes checked before loading
-            if str(z["key"]) == key and np.isfinite(z["features"]).all():
-                return z["features"]
-        except (OSError, ValueError, KeyError):
-            pass
-    feats = yield from inception_features_job(rgb, settings, device)
-    if cache is not None:
-        with atomic_path(cache) as tmp:
-            np.savez(tmp, features=feats, key=np.array(key), paths=np.array(paths, dtype=str))
-    return feats
 
 
 def prepare_deephash_data(
